@@ -1,0 +1,96 @@
+"""Transactional outbox: facts and commands written in the same transaction as the state change,
+then relayed to JetStream with `Nats-Msg-Id = <schema>-outbox-<id>` (so a re-sent row is a duplicate
+that JetStream drops). A row is deleted only after its PubAck: a crash in between re-sends it, and
+the message id makes that harmless. Each owning schema has its own `outbox` table (see migrations).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import asyncpg
+import structlog
+from faststream.nats import NatsBroker
+from pydantic import BaseModel
+
+log = structlog.get_logger(__name__)
+
+_POLL_SECONDS = 1.0
+_BATCH = 100
+
+
+async def enqueue(
+    conn: asyncpg.Connection, schema: str, subject: str, message: BaseModel, stream: str
+) -> None:
+    """Add a message to the outbox inside the caller's transaction."""
+    await conn.execute(
+        f"INSERT INTO {schema}.outbox (subject, stream, payload) VALUES ($1, $2, $3)",
+        subject, stream, message.model_dump(mode="json"),
+    )
+
+
+class OutboxRelay:
+    """Publishes outbox rows in id order. Woken right after a commit, and polls as a safety net."""
+
+    def __init__(self, pool: asyncpg.Pool, broker: NatsBroker, schema: str) -> None:
+        self._pool = pool
+        self._broker = broker
+        self._schema = schema
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self._schema}")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                while await self.relay_once():
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox relay failed; retrying", schema=self._schema)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), _POLL_SECONDS)
+            self._wakeup.clear()
+
+    async def relay_once(self) -> int:
+        """Publish one batch; return how many rows went out."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                f"SELECT id, subject, stream, payload FROM {self._schema}.outbox "
+                f"ORDER BY id LIMIT {_BATCH} FOR UPDATE SKIP LOCKED"
+            )
+            published: list[int] = []
+            try:
+                for row in rows:
+                    await self._publish(row)
+                    published.append(row["id"])
+            finally:
+                if published:
+                    await conn.execute(
+                        f"DELETE FROM {self._schema}.outbox WHERE id = any($1::bigint[])",
+                        published,
+                    )
+        return len(published)
+
+    async def _publish(self, row: Any) -> None:
+        await self._broker.publish(
+            row["payload"],
+            row["subject"],
+            stream=row["stream"],
+            headers={"Nats-Msg-Id": f"{self._schema}-outbox-{row['id']}"},
+            timeout=5.0,
+        )

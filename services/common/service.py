@@ -1,0 +1,114 @@
+"""Hosting one service process: broker, pool, outbox relay and the HTTP server, started and stopped
+in the right order. `run()` is what `vaksin service <name>` calls; tests use `start()` / `stop()`."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+
+import asyncpg
+import structlog
+from aiohttp import web
+from faststream import AckPolicy
+from faststream.nats import NatsBroker, NatsRouter
+
+from services.common.db import create_pool
+from services.common.health import ReadyCheck, add_health_routes, http_ready_check
+from services.common.outbox import OutboxRelay
+from services.common.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+def make_broker(settings: Settings, name: str, *routers: NatsRouter) -> NatsBroker:
+    return NatsBroker(
+        settings.nats_url or "nats://127.0.0.1:4222",
+        name=f"vaksin-{name}",
+        # A failing handler is redelivered (bounded by each consumer's max_deliver), not dropped.
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        graceful_timeout=10.0,
+        logger=structlog.get_logger(f"faststream.{name}"),
+        routers=routers,
+        max_reconnect_attempts=-1,
+    )
+
+
+class ServiceHost:
+    def __init__(
+        self,
+        name: str,
+        settings: Settings,
+        broker: NatsBroker,
+        *,
+        port: int,
+        outbox_schema: str | None = None,
+        add_routes: Callable[[web.Application], None] | None = None,
+        extra_ready: dict[str, ReadyCheck] | None = None,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.broker = broker
+        self.port = port
+        self.outbox_schema = outbox_schema
+        self.add_routes = add_routes
+        self.extra_ready = extra_ready or {}
+        self.pool: asyncpg.Pool | None = None
+        self.relay: OutboxRelay | None = None
+        self.web_app = web.Application(client_max_size=3 * 1024 * 1024)
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        settings = self.settings.require_urls()
+        self.pool = await create_pool(settings.database_url or "")
+        self.broker.context.set_global("pool", self.pool)
+        self.broker.context.set_global("settings", settings)
+        if self.outbox_schema:
+            self.relay = OutboxRelay(self.pool, self.broker, self.outbox_schema)
+            self.broker.context.set_global("outbox", self.relay)
+        await self.broker.start()
+        if self.relay:
+            self.relay.start()
+        checks: dict[str, ReadyCheck] = {"nats": self._nats_ready, "postgres": self._pg_ready}
+        checks.update(self.extra_ready)
+        for i, url in enumerate(u for u in settings.readyz_depends.split(",") if u.strip()):
+            checks[f"depends_{i}"] = http_ready_check(url.strip())
+        add_health_routes(self.web_app, checks)
+        if self.add_routes:
+            self.add_routes(self.web_app)
+        self._runner = web.AppRunner(self.web_app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "0.0.0.0", self.port, shutdown_timeout=5)
+        await site.start()
+        log.info("service started", port=self.port)
+
+    async def stop(self) -> None:
+        if self._runner:
+            await self._runner.cleanup()
+        if self.relay:
+            await self.relay.stop()
+        await self.broker.stop()
+        if self.pool:
+            await self.pool.close()
+        log.info("service stopped")
+
+    async def run(self) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
+
+    async def _nats_ready(self) -> bool:
+        return await self.broker.ping(timeout=1.5)
+
+    async def _pg_ready(self) -> bool:
+        assert self.pool is not None
+        async with self.pool.acquire(timeout=1.5) as conn:
+            return await conn.fetchval("SELECT 1") == 1
+
+

@@ -1,0 +1,107 @@
+"""Settings shared by every service, read from the environment (names as in DESIGN.md).
+
+Local defaults work out of the box: when `NATS_URL` / `DATABASE_URL` are unset the local runner
+(`vaksin up`) starts embedded servers and records their URLs in `DATA_DIR/runtime.json`, and secrets
+that are not given are generated once into `DATA_DIR/secrets.json`, so nothing secret is hard-coded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+RUNTIME_FILE = "runtime.json"
+SECRETS_FILE = "secrets.json"
+
+# Secrets generated locally when not given in the environment (never in production: see README).
+_GENERATED_SECRETS = ("whatsapp_app_secret", "whatsapp_verify_token", "nik_pepper", "operator_token")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    nats_url: str | None = None
+    database_url: str | None = None
+    data_dir: Path = Path(".data")
+
+    whatsapp_api_base: str = "https://graph.facebook.com/v25.0"
+    whatsapp_phone_number_id: str = "100000000000001"
+    whatsapp_access_token: str = ""
+    whatsapp_app_secret: str = ""
+    whatsapp_verify_token: str = ""
+
+    ingress_port: int = 8080
+    # Port of the /healthz, /readyz and /metrics server of a non-HTTP service.
+    health_port: int = 0
+    # Comma-separated /readyz URLs that the ingress's /readyz also requires (set by `vaksin up`).
+    readyz_depends: str = ""
+
+    ticket_signing_key: str = ""
+    vaccine_video_url: str = "https://example.org/vaksin/cara-kerja-vaksin.mp4"
+    nik_pepper: str = ""
+    operator_token: str = ""
+
+    log_level: str = "INFO"
+    log_json: bool | None = None  # None: JSON unless stderr is a terminal
+
+    # Dialog and notifier partitions: one user's messages always land in the same partition,
+    # which is consumed by one handler at a time, so a user's turns are handled in order.
+    dialog_partitions: int = Field(default=8, ge=1, le=64)
+    notifier_partitions: int = Field(default=8, ge=1, le=64)
+
+    lockout_max_failures: int = 5
+    lockout_hours: int = 24
+
+    def runtime(self) -> dict[str, str]:
+        path = self.data_dir / RUNTIME_FILE
+        if path.exists():
+            return json.loads(path.read_text())
+        return {}
+
+    def resolved(self) -> Settings:
+        """Fill URLs from the running local system and secrets from `DATA_DIR` where not set."""
+        updates: dict[str, object] = {}
+        runtime = self.runtime()
+        for key in ("nats_url", "database_url"):
+            if not getattr(self, key) and runtime.get(key):
+                updates[key] = runtime[key]
+        if not os.environ.get("WHATSAPP_API_BASE") and runtime.get("whatsapp_api_base"):
+            updates["whatsapp_api_base"] = runtime["whatsapp_api_base"]
+        local = load_local_secrets(self.data_dir)
+        for key in _GENERATED_SECRETS:
+            if not getattr(self, key):
+                updates[key] = local[key]
+        return self.model_copy(update=updates)
+
+    def require_urls(self) -> Settings:
+        if not self.nats_url or not self.database_url:
+            raise SystemExit(
+                "No running system found: start it with `vaksin up` (or `make up`), "
+                f"or set NATS_URL and DATABASE_URL. Looked in {self.data_dir / RUNTIME_FILE}."
+            )
+        return self
+
+
+def load_local_secrets(data_dir: Path) -> dict[str, str]:
+    """Secrets for local use, generated once and kept (mode 0600) so restarts keep working."""
+    path = data_dir / SECRETS_FILE
+    stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    missing = [k for k in _GENERATED_SECRETS if k not in stored]
+    if missing:
+        for key in missing:
+            stored[key] = secrets.token_urlsafe(32)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(stored, indent=2))
+        tmp.chmod(0o600)
+        tmp.replace(path)
+    return stored
+
+
+def load_settings() -> Settings:
+    return Settings().resolved()
