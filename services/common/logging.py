@@ -21,8 +21,24 @@ NIK_RE = re.compile(r"(?<!\d)\d{16}(?!\d)")
 PHONE_RE = re.compile(r"(?<![\d])(?:\+?62|0)8\d{7,12}(?!\d)|(?<![\d.])\+?\d{10,15}(?![\d])")
 SUFFIX_RE = re.compile(r"(?<!\d)\d{6}(?!\d)")
 SENSITIVE_KEYS = frozenset(
-    {"nik", "phone", "wa_id", "to", "from", "from_", "recipient", "recipient_id", "name",
-     "suffix", "text", "body", "dob", "birth_date", "full_name", "profile_name"}
+    {
+        "nik",
+        "phone",
+        "wa_id",
+        "to",
+        "from",
+        "from_",
+        "recipient",
+        "recipient_id",
+        "name",
+        "suffix",
+        "text",
+        "body",
+        "dob",
+        "birth_date",
+        "full_name",
+        "profile_name",
+    }
 )
 MASK = "[redacted]"
 
@@ -39,8 +55,10 @@ def _scrub_any(value: Any, suffixes: bool) -> Any:
     if isinstance(value, str):
         return scrub(value, suffixes=suffixes)
     if isinstance(value, dict):
-        return {k: MASK if str(k).lower() in SENSITIVE_KEYS else _scrub_any(v, suffixes)
-                for k, v in value.items()}
+        return {
+            k: MASK if str(k).lower() in SENSITIVE_KEYS else _scrub_any(v, suffixes)
+            for k, v in value.items()
+        }
     if isinstance(value, list | tuple):
         return [_scrub_any(v, suffixes) for v in value]
     return value
@@ -76,7 +94,11 @@ def make_formatter(json_output: bool) -> logging.Formatter:
             structlog.processors.format_exc_info,
         ],
         # Redaction runs last before rendering, for our lines and the standard library's alike.
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, redact_pii, renderer],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            redact_pii,
+            renderer,
+        ],
     )
 
 

@@ -80,7 +80,9 @@ async def migrate(dsn: str, migrations: list[Migration] | None = None) -> list[s
                 await conn.execute(
                     "INSERT INTO schema_migrations (service, filename, checksum) "
                     "VALUES ($1, $2, $3)",
-                    m.service, m.filename, m.checksum,
+                    m.service,
+                    m.filename,
+                    m.checksum,
                 )
             applied.append(f"{m.service}/{m.filename}")
     finally:

@@ -27,7 +27,9 @@ async def enqueue(
     """Add a message to the outbox inside the caller's transaction."""
     await conn.execute(
         f"INSERT INTO {schema}.outbox (subject, stream, payload) VALUES ($1, $2, $3)",
-        subject, stream, message.model_dump(mode="json"),
+        subject,
+        stream,
+        message.model_dump(mode="json"),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 import structlog
@@ -19,6 +19,8 @@ from services.common.outbox import OutboxRelay
 from services.common.settings import Settings
 
 log = structlog.get_logger(__name__)
+
+Hook = Callable[["ServiceHost"], Awaitable[None]]
 
 
 def make_broker(settings: Settings, name: str, *routers: NatsRouter) -> NatsBroker:
@@ -45,6 +47,8 @@ class ServiceHost:
         outbox_schema: str | None = None,
         add_routes: Callable[[web.Application], None] | None = None,
         extra_ready: dict[str, ReadyCheck] | None = None,
+        on_startup: list[Hook] | None = None,
+        on_shutdown: list[Hook] | None = None,
     ) -> None:
         self.name = name
         self.settings = settings
@@ -53,6 +57,10 @@ class ServiceHost:
         self.outbox_schema = outbox_schema
         self.add_routes = add_routes
         self.extra_ready = extra_ready or {}
+        # on_startup hooks run after the pool exists and before the broker starts consuming;
+        # on_shutdown hooks run after the broker has stopped.
+        self.on_startup = on_startup or []
+        self.on_shutdown = on_shutdown or []
         self.pool: asyncpg.Pool | None = None
         self.relay: OutboxRelay | None = None
         self.web_app = web.Application(client_max_size=3 * 1024 * 1024)
@@ -66,6 +74,8 @@ class ServiceHost:
         if self.outbox_schema:
             self.relay = OutboxRelay(self.pool, self.broker, self.outbox_schema)
             self.broker.context.set_global("outbox", self.relay)
+        for hook in self.on_startup:
+            await hook(self)
         await self.broker.start()
         if self.relay:
             self.relay.start()
@@ -88,6 +98,8 @@ class ServiceHost:
         if self.relay:
             await self.relay.stop()
         await self.broker.stop()
+        for hook in self.on_shutdown:
+            await hook(self)
         if self.pool:
             await self.pool.close()
         log.info("service stopped")
@@ -110,5 +122,3 @@ class ServiceHost:
         assert self.pool is not None
         async with self.pool.acquire(timeout=1.5) as conn:
             return await conn.fetchval("SELECT 1") == 1
-
-

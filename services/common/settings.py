@@ -19,7 +19,12 @@ RUNTIME_FILE = "runtime.json"
 SECRETS_FILE = "secrets.json"
 
 # Secrets generated locally when not given in the environment (never in production: see README).
-_GENERATED_SECRETS = ("whatsapp_app_secret", "whatsapp_verify_token", "nik_pepper", "operator_token")
+_GENERATED_SECRETS = (
+    "whatsapp_app_secret",
+    "whatsapp_verify_token",
+    "nik_pepper",
+    "operator_token",
+)
 
 
 class Settings(BaseSettings):

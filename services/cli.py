@@ -1,0 +1,78 @@
+"""`vaksin`: the one command for operators and developers (see README for every subcommand)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from services.common.settings import load_settings
+
+SERVICE_NAMES = ("identity", "notifier", "ingress")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vaksin", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("up", help="run everything: embedded NATS/Postgres unless URLs are set")
+    sub.add_parser("migrate", help="apply pending database migrations")
+    svc = sub.add_parser("service", help="run one service in the foreground")
+    svc.add_argument("name", choices=SERVICE_NAMES)
+
+    registry = sub.add_parser("registry", help="the health-worker target registry")
+    registry_sub = registry.add_subparsers(dest="action", required=True)
+    imp = registry_sub.add_parser(
+        "import", help="import FILE.csv (nik,name,phone,profession,facility_code)"
+    )
+    imp.add_argument("file", type=Path)
+
+    sub.add_parser("demo-data", help="load a small sample registry into the running system")
+    chat = sub.add_parser("chat", help="chat with the running system as a WhatsApp user")
+    chat.add_argument("--phone", default="6281200000001", help="the WhatsApp number you write from")
+    chat.add_argument("--name", default="Demo Nakes", help="your WhatsApp profile name")
+    fake = sub.add_parser("fake-graph", help="run the local fake WhatsApp Graph API")
+    fake.add_argument("--port", type=int, default=0)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = load_settings()
+    if args.command == "up":
+        from services.runner import run_up
+
+        return run_up(settings)
+    if args.command == "service":
+        from services.runner import run_service
+
+        return run_service(args.name, settings)
+    if args.command == "fake-graph":
+        from services.devtools.fake_graph import serve_forever
+
+        return serve_forever(args.port)
+    settings = settings.require_urls()
+    if args.command == "migrate":
+        from services.common.migrate import migrate
+
+        applied = asyncio.run(migrate(settings.database_url or ""))
+        print("\n".join(f"applied {m}" for m in applied) or "database is up to date")
+        return 0
+    if args.command == "registry":
+        from services.identity.registry_import import import_registry_file
+
+        return asyncio.run(import_registry_file(settings, args.file))
+    if args.command == "demo-data":
+        from services.devtools.demo import load_demo_data
+
+        return asyncio.run(load_demo_data(settings))
+    if args.command == "chat":
+        from services.devtools.chat import run_chat
+
+        return asyncio.run(run_chat(settings, phone=args.phone, name=args.name))
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
