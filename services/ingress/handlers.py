@@ -1,0 +1,136 @@
+"""The dialog engine's consumers: one durable consumer per partition of WA_INBOUND, each handling
+one message at a time (max_ack_pending=1), so one user's messages are processed in order while
+users in other partitions proceed in parallel. Each message is one database transaction: the
+message id, the new conversation state and the replies (outbox) commit together or not at all."""
+
+from __future__ import annotations
+
+from typing import Annotated, TypeVar
+
+import asyncpg
+import structlog
+from faststream import Context
+from faststream.nats import ConsumerConfig, NatsBroker, NatsMessage, NatsRouter, PullSub
+from pydantic import BaseModel
+
+from services.common import outbox
+from services.common.contracts.identity import (
+    NumberStatus,
+    NumberStatusRequest,
+    VerifyRequest,
+    VerifyResult,
+)
+from services.common.contracts.notifier import OutboundMessage, SendMessage
+from services.common.contracts.streams import NOTIFIER, WA_INBOUND
+from services.common.contracts.subjects import (
+    IDENTITY_RPC_NUMBER_STATUS,
+    IDENTITY_RPC_VERIFY,
+    WA_INBOUND_MESSAGE,
+    send_subject,
+)
+from services.common.contracts.whatsapp import InboundMessage
+from services.common.db import Pool
+from services.common.outbox import OutboxRelay
+from services.common.settings import Settings
+from services.ingress import dialog
+from services.ingress import repository as repo
+from services.ingress.metrics import DIALOG_DUPLICATES, DIALOG_GIVEN_UP, DIALOG_TURNS
+
+log = structlog.get_logger(__name__)
+
+MAX_DELIVER = 5
+RPC_TIMEOUT = 5.0
+
+Broker = Annotated[NatsBroker, Context("broker")]
+AppSettings = Annotated[Settings, Context("settings")]
+Relay = Annotated[OutboxRelay, Context("outbox")]
+Reply = TypeVar("Reply", bound=BaseModel)
+
+
+async def _rpc(broker: NatsBroker, request: BaseModel, subject: str, reply: type[Reply]) -> Reply:
+    response = await broker.request(request, subject, timeout=RPC_TIMEOUT)
+    return reply.model_validate(await response.decode())
+
+
+async def _decide(
+    conv: dialog.Conversation, user: dialog.UserInput, wa_id: str, broker: NatsBroker
+) -> dialog.Turn:
+    decision = dialog.handle(conv, user)
+    if isinstance(decision, dialog.NeedNumberStatus):
+        status = await _rpc(
+            broker, NumberStatusRequest(wa_id=wa_id), IDENTITY_RPC_NUMBER_STATUS, NumberStatus
+        )
+        return dialog.after_number_status(conv, status)
+    if isinstance(decision, dialog.NeedVerify):
+        result = await _rpc(
+            broker,
+            VerifyRequest(wa_id=wa_id, suffix=decision.suffix),
+            IDENTITY_RPC_VERIFY,
+            VerifyResult,
+        )
+        return dialog.after_verify(conv, result)
+    return decision
+
+
+async def _enqueue_replies(
+    conn: asyncpg.Connection,
+    message: InboundMessage,
+    replies: list[OutboundMessage],
+    settings: Settings,
+) -> None:
+    subject = send_subject(message.wa_id, settings.notifier_partitions)
+    for i, reply in enumerate(replies):
+        command = SendMessage(command_id=f"{message.wamid}:{i}", to=message.wa_id, message=reply)
+        await outbox.enqueue(conn, "ingress", subject, command, NOTIFIER.name)
+
+
+async def on_inbound_message(
+    message: InboundMessage,
+    msg: NatsMessage,
+    pool: Pool,
+    broker: Broker,
+    settings: AppSettings,
+    relay: Relay,
+) -> None:
+    user = dialog.UserInput(message.text or "", message.reply_id, message.type)
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            if not await repo.mark_processed(conn, message.wamid):
+                DIALOG_DUPLICATES.inc()
+                return
+            conv = await repo.load_conversation(conn, message.wa_id)
+            turn = await _decide(conv, user, message.wa_id, broker)
+            await repo.save_conversation(conn, message.wa_id, turn.conversation)
+            await _enqueue_replies(conn, message, turn.replies, settings)
+    except Exception:
+        if msg.raw_message.metadata.num_delivered < MAX_DELIVER:
+            raise  # NACK: JetStream redelivers it (still in order: the partition waits)
+        log.exception("inbound message failed on every delivery; telling the user")
+        await _give_up(message, pool, settings)
+    else:
+        DIALOG_TURNS.labels(step=turn.conversation.step.value).inc()
+    relay.wake()
+
+
+async def _give_up(message: InboundMessage, pool: asyncpg.Pool, settings: Settings) -> None:
+    """Never leave a user in silence: answer 'busy, send it again' and keep their state."""
+    DIALOG_GIVEN_UP.inc()
+    async with pool.acquire() as conn, conn.transaction():
+        if not await repo.mark_processed(conn, message.wamid):
+            return
+        conv = await repo.load_conversation(conn, message.wa_id)
+        await _enqueue_replies(conn, message, dialog.busy(conv).replies, settings)
+
+
+def build_router(settings: Settings) -> NatsRouter:
+    router = NatsRouter()
+    for partition in range(settings.dialog_partitions):
+        router.subscriber(
+            WA_INBOUND_MESSAGE.format(partition=partition),
+            stream=WA_INBOUND,
+            durable=f"ingress-dialog-p{partition}",
+            pull_sub=PullSub(batch_size=1, timeout=5.0),
+            config=ConsumerConfig(max_deliver=MAX_DELIVER, ack_wait=30, max_ack_pending=1),
+            title=f"dialog-p{partition}",
+        )(on_inbound_message)
+    return router

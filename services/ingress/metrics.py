@@ -1,0 +1,20 @@
+"""Prometheus metrics of the ingress (webhook edge and dialog)."""
+
+from prometheus_client import Counter, Histogram
+
+WEBHOOK_REQUESTS = Counter("vaksin_webhook_requests_total", "Webhook POSTs by result", ["result"])
+WEBHOOK_SECONDS = Histogram(
+    "vaksin_webhook_seconds",
+    "Time to acknowledge a signed webhook POST",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
+INBOUND_PUBLISHED = Counter(
+    "vaksin_inbound_published_total", "Webhook items published to WA_INBOUND", ["kind"]
+)
+DIALOG_TURNS = Counter("vaksin_dialog_turns_total", "Dialog turns by resulting step", ["step"])
+DIALOG_DUPLICATES = Counter(
+    "vaksin_dialog_duplicates_total", "Inbound messages already processed (redelivered)"
+)
+DIALOG_GIVEN_UP = Counter(
+    "vaksin_dialog_given_up_total", "Inbound messages answered with 'busy' after every retry failed"
+)

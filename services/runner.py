@@ -1,0 +1,215 @@
+"""Process supervision: `vaksin service NAME` runs one service; `vaksin up` runs them all.
+
+`vaksin up` starts embedded NATS and Postgres under DATA_DIR unless NATS_URL / DATABASE_URL are
+set, migrates, then runs each service as its own process (as production does), restarts one that
+dies, and records the local system's URLs in DATA_DIR/runtime.json so that the other commands
+(`vaksin registry import`, `vaksin chat`, ...) find it. Ctrl-C / SIGTERM stops everything cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from services.common.embedded import EmbeddedNats, EmbeddedPostgres, free_port
+from services.common.logging import configure_logging
+from services.common.migrate import migrate
+from services.common.settings import RUNTIME_FILE, Settings, load_settings
+
+# Start order: the ingress last, so that what it calls is already there.
+SERVICES = ("identity", "notifier", "ingress")
+LOCAL_FAKE_TOKEN = "local-fake-graph"  # noqa: S105 (not a secret: the fake accepts any token)
+
+
+def run_service(name: str, settings: Settings | None = None) -> int:
+    settings = (settings or load_settings()).require_urls()
+    configure_logging(name, settings.log_level, settings.log_json)
+    module = importlib.import_module(f"services.{name}.app")
+    asyncio.run(module.build_host(settings).run())
+    return 0
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    next_start: float = 0.0
+    started_at: float = 0.0
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.argv, env=self.env)
+        self.started_at = time.monotonic()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
+    def wait(self, timeout: float) -> None:
+        if not self.proc:
+            return
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@dataclass
+class LocalSystem:
+    settings: Settings
+    data_dir: Path
+    children: list[Child] = field(default_factory=list)
+    servers: list[EmbeddedNats | EmbeddedPostgres] = field(default_factory=list)
+    runtime: dict[str, object] = field(default_factory=dict)
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as resp:  # noqa: S310 (loopback)
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def _start_infrastructure(system: LocalSystem, env: dict[str, str], log) -> None:
+    settings = system.settings
+    if settings.nats_url:
+        env["NATS_URL"] = settings.nats_url
+    else:
+        nats = EmbeddedNats(system.data_dir)
+        env["NATS_URL"] = nats.start()
+        system.servers.append(nats)
+        log.info("embedded nats-server started", url=env["NATS_URL"])
+    if settings.database_url:
+        env["DATABASE_URL"] = settings.database_url
+    else:
+        pg = EmbeddedPostgres(system.data_dir)
+        env["DATABASE_URL"] = pg.start()
+        system.servers.append(pg)
+        log.info("embedded postgres started", url=env["DATABASE_URL"])
+    system.runtime.update(nats_url=env["NATS_URL"], database_url=env["DATABASE_URL"])
+
+
+def _plan_children(system: LocalSystem, env: dict[str, str]) -> None:
+    settings = system.settings
+    python = sys.executable
+    if not settings.whatsapp_access_token and "WHATSAPP_API_BASE" not in os.environ:
+        # No Meta credentials: talk to a local fake Graph API instead (see `vaksin chat`).
+        port = free_port()
+        fake_env = {
+            **env,
+            "FAKE_GRAPH_WEBHOOK_URL": f"http://127.0.0.1:{settings.ingress_port}/webhook",
+        }
+        system.children.append(
+            Child(
+                "fake-graph",
+                [python, "-m", "services.cli", "fake-graph", "--port", str(port)],
+                fake_env,
+            )
+        )
+        env["WHATSAPP_API_BASE"] = f"http://127.0.0.1:{port}/v25.0"
+        env["WHATSAPP_ACCESS_TOKEN"] = LOCAL_FAKE_TOKEN
+        system.runtime["fake_graph_url"] = f"http://127.0.0.1:{port}"
+    system.runtime["whatsapp_api_base"] = env.get("WHATSAPP_API_BASE", settings.whatsapp_api_base)
+    ready_urls = []
+    for name in SERVICES:
+        child_env = dict(env)
+        if name == "ingress":
+            child_env["INGRESS_PORT"] = str(settings.ingress_port)
+            child_env["READYZ_DEPENDS"] = ",".join(ready_urls)
+        else:
+            port = free_port()
+            child_env["HEALTH_PORT"] = str(port)
+            ready_urls.append(f"http://127.0.0.1:{port}/readyz")
+        system.children.append(Child(name, [python, "-m", f"services.{name}"], child_env))
+    system.runtime["ingress_url"] = f"http://127.0.0.1:{settings.ingress_port}"
+
+
+def run_up(settings: Settings) -> int:
+    log = configure_logging("up", settings.log_level, settings.log_json)
+    data_dir = settings.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    system = LocalSystem(settings, data_dir)
+    env = {**os.environ, "DATA_DIR": str(data_dir)}
+    stopping = False
+
+    def request_stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    runtime_file = data_dir / RUNTIME_FILE
+    try:
+        _start_infrastructure(system, env, log)
+        applied = asyncio.run(migrate(env["DATABASE_URL"]))
+        log.info("migrations applied", count=len(applied))
+        _plan_children(system, env)
+        system.runtime["pid"] = os.getpid()
+        runtime_file.write_text(json.dumps(system.runtime, indent=2))
+        for child in system.children:
+            child.start()
+        _supervise(system, lambda: stopping, log)
+    finally:
+        for child in reversed(system.children):
+            child.stop()
+        for child in reversed(system.children):
+            child.wait(timeout=20)
+        for server in reversed(system.servers):
+            server.stop()
+        runtime_file.unlink(missing_ok=True)
+        log.info("stopped")
+    return 0
+
+
+def _supervise(system: LocalSystem, stopping, log) -> None:
+    readyz = f"{system.runtime['ingress_url']}/readyz"
+    announced = False
+    while not stopping():
+        now = time.monotonic()
+        for child in system.children:
+            if child.proc is None or child.proc.poll() is None:
+                continue
+            if child.next_start == 0.0:
+                # Back off 1, 2, 4 ... 30 s; a child that ran for a minute starts over at 1 s.
+                if now - child.started_at > 60:
+                    child.restarts = 0
+                delay = min(30.0, 2.0**child.restarts)
+                child.next_start = now + delay
+                log.warning(
+                    "process died; restarting",
+                    process=child.name,
+                    exit_code=child.proc.returncode,
+                    in_seconds=delay,
+                )
+            elif now >= child.next_start:
+                child.restarts += 1
+                child.next_start = 0.0
+                child.start()
+        if not announced and _ready(readyz):
+            announced = True
+            log.info(
+                "system ready",
+                webhook=f"{system.runtime['ingress_url']}/webhook",
+                data_dir=str(system.data_dir),
+            )
+            print(
+                f"\nvaksin is up. Webhook: {system.runtime['ingress_url']}/webhook\n"
+                "Try it: `vaksin demo-data`, then `vaksin chat` in another terminal. "
+                "Ctrl-C stops everything.\n",
+                file=sys.stderr,
+                flush=True,
+            )
+        time.sleep(0.25)
