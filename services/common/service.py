@@ -77,6 +77,8 @@ class ServiceHost:
         for hook in self.on_startup:
             await hook(self)
         await self.broker.start()
+        # The server has our subscriptions once this round trip is done: only then ready.
+        await self.broker.connection.flush(timeout=5)
         if self.relay:
             self.relay.start()
         checks: dict[str, ReadyCheck] = {"nats": self._nats_ready, "postgres": self._pg_ready}
@@ -86,9 +88,9 @@ class ServiceHost:
         add_health_routes(self.web_app, checks)
         if self.add_routes:
             self.add_routes(self.web_app)
-        self._runner = web.AppRunner(self.web_app, access_log=None)
+        self._runner = web.AppRunner(self.web_app, access_log=None, shutdown_timeout=5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "0.0.0.0", self.port, shutdown_timeout=5)
+        site = web.TCPSite(self._runner, "0.0.0.0", self.port)
         await site.start()
         log.info("service started", port=self.port)
 

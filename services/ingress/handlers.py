@@ -5,6 +5,7 @@ message id, the new conversation state and the replies (outbox) commit together 
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, TypeVar
 
 import asyncpg
@@ -39,6 +40,7 @@ from services.ingress.metrics import DIALOG_DUPLICATES, DIALOG_GIVEN_UP, DIALOG_
 log = structlog.get_logger(__name__)
 
 MAX_DELIVER = 5
+_REPLYABLE = re.compile(r"^\d{6,15}$")  # a wa_id we can send to (placeholders are not)
 RPC_TIMEOUT = 5.0
 
 Broker = Annotated[NatsBroker, Context("broker")]
@@ -92,6 +94,9 @@ async def on_inbound_message(
     settings: AppSettings,
     relay: Relay,
 ) -> None:
+    if not _REPLYABLE.match(message.wa_id):
+        log.info("ignoring message from a sender we cannot answer", type=message.type)
+        return
     user = dialog.UserInput(message.text or "", message.reply_id, message.type)
     try:
         async with pool.acquire() as conn, conn.transaction():

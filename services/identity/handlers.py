@@ -1,0 +1,124 @@
+"""identity.rpc.*: is a WhatsApp number in the registry, and does a NIK suffix verify it.
+
+A suffix is only ever compared with the registry entries bound to the sender's own number, so an
+answer never says anything about anyone else. Logs carry a short prefix of the phone hash at most.
+"""
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import structlog
+from faststream import Context
+from faststream.nats import NatsRouter
+
+from services.common.contracts.identity import (
+    NumberStatus,
+    NumberStatusRequest,
+    VerifyOutcome,
+    VerifyRequest,
+    VerifyResult,
+)
+from services.common.contracts.subjects import IDENTITY_RPC_NUMBER_STATUS, IDENTITY_RPC_VERIFY
+from services.common.db import Pool
+from services.common.settings import Settings
+from services.identity import domain, repository
+
+# Initial values, not `.bind()`: a logger bound at import time would keep the structlog
+# configuration of that moment and bypass the redacting pipeline set up later.
+log = structlog.get_logger(__name__, pii_context="identity")
+
+SettingsDep = Annotated[Settings, Context("settings")]
+QUEUE = "identity"
+
+
+def _sender(settings: Settings, wa_id: str) -> tuple[str, str] | None:
+    """The sender's normalised number and its hash, or None when it is not an Indonesian mobile
+    (and so cannot be in the registry)."""
+    try:
+        phone = domain.normalize_phone(wa_id)
+    except domain.InvalidPhone:
+        return None
+    return phone, domain.phone_hash(settings.nik_pepper, phone)
+
+
+def _policy(settings: Settings) -> domain.LockPolicy:
+    return domain.LockPolicy(settings.lockout_max_failures, timedelta(hours=settings.lockout_hours))
+
+
+async def number_status(
+    body: NumberStatusRequest, pool: Pool, settings: SettingsDep
+) -> NumberStatus:
+    sender = _sender(settings, body.wa_id)
+    if sender is None:
+        return NumberStatus(listed=False)
+    _, ph = sender
+    async with pool.acquire() as conn:
+        listed = await repository.is_listed(conn, ph)
+        state = await repository.lock_state(conn, ph)
+    now = datetime.now(UTC)
+    locked_until = state.locked_until if state.is_locked(now) else None
+    return NumberStatus(listed=listed, locked_until=locked_until)
+
+
+async def verify(body: VerifyRequest, pool: Pool, settings: SettingsDep) -> VerifyResult:
+    sender = _sender(settings, body.wa_id)
+    if sender is None:
+        log.info("suffix verification", outcome=VerifyOutcome.NOT_LISTED.value, phone_ref=None)
+        return VerifyResult(outcome=VerifyOutcome.NOT_LISTED)
+    phone, ph = sender
+    suffix = domain.normalize_suffix(body.suffix)
+    match: repository.Candidate | None = None
+    async with pool.acquire() as conn, conn.transaction():
+        candidates = await repository.candidates_for_phone(conn, ph)
+        if not candidates:
+            log.info(
+                "suffix verification", outcome=VerifyOutcome.NOT_LISTED.value, phone_ref=ph[:8]
+            )
+            return VerifyResult(outcome=VerifyOutcome.NOT_LISTED)
+        if suffix is not None:
+            presented = domain.suffix_hash(settings.nik_pepper, phone, suffix)
+            match = next(
+                (c for c in candidates if domain.suffix_matches(c.suffix_hash, presented)), None
+            )
+        state = await repository.lock_state_for_update(conn, ph)
+        now = datetime.now(UTC)
+        decision = domain.decide_verification(
+            suffix_valid=suffix is not None,
+            matched=match is not None,
+            state=state,
+            policy=_policy(settings),
+            now=now,
+        )
+        if decision.state != state:
+            await repository.save_lock_state(conn, ph, decision.state)
+    if decision.outcome is VerifyOutcome.LOCKED and decision.state != state:
+        # Lockouts are reviewed (OWASP): a burst of them means someone is guessing suffixes.
+        log.warning("number locked", phone_ref=ph[:8], locked_until=decision.locked_until)
+    log.info(
+        "suffix verification",
+        outcome=decision.outcome.value,
+        phone_ref=ph[:8],
+        failures=decision.state.failures,
+    )
+    if decision.outcome is VerifyOutcome.VERIFIED and match is not None:
+        return VerifyResult(
+            outcome=VerifyOutcome.VERIFIED,
+            person_id=match.person_id,
+            masked_name=match.masked_name,
+            masked_nik=match.masked_nik,
+            profession=match.profession,
+            facility_code=match.facility_code,
+        )
+    return VerifyResult(
+        outcome=decision.outcome,
+        attempts_left=decision.attempts_left,
+        locked_until=decision.locked_until,
+    )
+
+
+def build_router() -> NatsRouter:
+    """A fresh router per broker: FastStream lets a router belong to one broker only."""
+    router = NatsRouter()
+    router.subscriber(IDENTITY_RPC_NUMBER_STATUS, queue=QUEUE)(number_status)
+    router.subscriber(IDENTITY_RPC_VERIFY, queue=QUEUE)(verify)
+    return router

@@ -1,0 +1,155 @@
+"""The whole system in-process on real NATS and Postgres, driven only through the webhook, with
+Meta's side played by the fake Graph API. Each test gets fresh users (random numbers and NIKs)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import random
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from services.common.embedded import free_port
+from services.common.service import ServiceHost
+from services.common.settings import Settings
+from services.devtools.fake_graph import FakeGraph
+from services.identity.app import build_host as build_identity
+from services.identity.registry_import import import_registry_file
+from services.ingress.app import build_host as build_ingress
+from services.ingress.webhook import sign
+from services.notifier.app import build_host as build_notifier
+
+_counter = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Person:
+    nik: str
+    name: str
+    phone: str
+    profession: str = "perawat"
+    facility_code: str = "F3201001"
+
+    @property
+    def suffix(self) -> str:
+        return self.nik[-6:]
+
+
+def new_phone() -> str:
+    return "62812" + "".join(random.choices("0123456789", k=8))
+
+
+def new_person(name: str = "Siti Rahmawati") -> Person:
+    day = random.randint(1, 28) + 40  # a woman: day of birth + 40
+    nik = f"320101{day:02d}{random.randint(1, 12):02d}{random.randint(70, 99):02d}{random.randint(1, 9999):04d}"
+    return Person(nik=nik, name=name, phone=new_phone())
+
+
+def envelope(wa_id: str, message: dict) -> dict:
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "6281100000000", "phone_number_id": "100000000000001"},
+            "contacts": [{"profile": {"name": "Nakes"}, "wa_id": wa_id}],
+            "messages": [message],
+        }}]}],
+    }
+
+
+@dataclass
+class System:
+    settings: Settings
+    fake: FakeGraph
+    http: aiohttp.ClientSession
+    hosts: dict[str, ServiceHost] = field(default_factory=dict)
+
+    @property
+    def webhook(self) -> str:
+        return f"http://127.0.0.1:{self.settings.ingress_port}/webhook"
+
+    async def post(self, body: bytes, signature: str | None = "sign") -> aiohttp.ClientResponse:
+        headers = {"Content-Type": "application/json"}
+        if signature == "sign":
+            signature = sign(body, self.settings.whatsapp_app_secret)
+        if signature is not None:
+            headers["X-Hub-Signature-256"] = signature
+        async with self.http.post(self.webhook, data=body, headers=headers) as resp:
+            await resp.read()
+            return resp
+
+    async def say(self, wa_id: str, text: str = "", reply_id: str | None = None) -> str:
+        """Send one user message through the webhook; returns its wamid."""
+        wamid = f"wamid.test{next(_counter)}.{random.getrandbits(40):x}"
+        message: dict = {"from": wa_id, "id": wamid, "timestamp": str(int(time.time()))}
+        if reply_id:
+            message |= {"type": "interactive", "interactive": {
+                "type": "button_reply", "button_reply": {"id": reply_id, "title": text or reply_id}}}
+        else:
+            message |= {"type": "text", "text": {"body": text}}
+        resp = await self.post(json.dumps(envelope(wa_id, message)).encode())
+        assert resp.status == 200
+        return wamid
+
+    async def replies(self, wa_id: str, count: int, timeout: float = 15.0) -> list[dict]:
+        return await self.fake.wait_for_messages(wa_id, count, timeout=timeout)
+
+    async def turn(self, wa_id: str, text: str = "", reply_id: str | None = None) -> dict:
+        """Say something and wait for the one new reply it causes."""
+        before = len(self.fake.messages_to(wa_id))
+        await self.say(wa_id, text, reply_id)
+        return (await self.replies(wa_id, before + 1))[before]
+
+    async def restart(self, name: str) -> None:
+        await self.hosts[name].stop()
+        builders = {"identity": build_identity, "notifier": build_notifier, "ingress": build_ingress}
+        self.hosts[name] = builders[name](self.hosts[name].settings)
+        await self.hosts[name].start()
+
+    async def register(self, *people: Person, tmp: Path) -> None:
+        path = tmp / f"registry-{next(_counter)}.csv"
+        rows = ["nik,name,phone,profession,facility_code"] + [
+            f"{p.nik},{p.name},{p.phone},{p.profession},{p.facility_code}" for p in people
+        ]
+        path.write_text("\n".join(rows) + "\n")
+        assert await import_registry_file(self.settings, path) == 0
+
+
+def body_of(reply: dict) -> str:
+    """The visible text of a recorded send, whatever its kind."""
+    body = reply["body"]
+    if body.get("type") == "text":
+        return body["text"]["body"]
+    if body.get("type") == "interactive":
+        return body["interactive"]["body"]["text"]
+    return json.dumps(body)
+
+
+@pytest.fixture
+async def system(settings: Settings) -> AsyncIterator[System]:
+    fake = FakeGraph()
+    base = await fake.start()
+    configured = settings.model_copy(update={"whatsapp_api_base": base, "ingress_port": free_port()})
+    hosts = {
+        "identity": build_identity(configured.model_copy(update={"health_port": free_port()})),
+        "notifier": build_notifier(configured.model_copy(update={"health_port": free_port()})),
+        "ingress": build_ingress(configured),
+    }
+    started: list[ServiceHost] = []
+    async with aiohttp.ClientSession() as http:
+        system = System(configured, fake, http, hosts)
+        try:
+            for host in hosts.values():
+                await host.start()
+                started.append(host)
+            yield system
+        finally:
+            for host in reversed(list(system.hosts.values())):
+                await asyncio.shield(host.stop())
+            await fake.stop()

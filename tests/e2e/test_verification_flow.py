@@ -1,0 +1,153 @@
+"""From `VAKSIN` to a verified health worker (or a clear reason why not), only through the webhook."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import re
+from pathlib import Path
+
+import pytest
+
+from services.common.contracts.streams import WA_INBOUND
+from services.common.contracts.subjects import inbound_message_subject
+from services.common.contracts.whatsapp import InboundMessage
+from services.common.logging import configure_logging, make_formatter
+from tests.e2e.conftest import System, body_of, envelope, new_person, new_phone
+
+pytestmark = pytest.mark.servers
+
+
+async def test_happy_path_from_keyword_to_verified(system: System, tmp_path: Path) -> None:
+    nakes = new_person("Siti Rahmawati")
+    await system.register(nakes, tmp=tmp_path)
+
+    greeting = await system.turn(nakes.phone, "VAKSIN")
+    assert greeting["body"]["type"] == "interactive"
+    buttons = greeting["body"]["interactive"]["action"]["buttons"]
+    assert [b["reply"]["id"] for b in buttons] == ["nakes.yes", "nakes.no"]
+
+    ask = await system.turn(nakes.phone, "Ya, saya nakes", reply_id="nakes.yes")
+    assert "6 digit terakhir NIK" in body_of(ask)
+
+    verified = await system.turn(nakes.phone, nakes.suffix)
+    text = body_of(verified)
+    assert "terverifikasi" in text
+    assert "S*** R*********" in text and nakes.facility_code in text
+    assert nakes.nik not in text and nakes.name not in text
+
+
+async def test_typed_answers_work_like_buttons(system: System, tmp_path: Path) -> None:
+    nakes = new_person()
+    await system.register(nakes, tmp=tmp_path)
+    await system.turn(nakes.phone, "daftar")
+    assert "6 digit" in body_of(await system.turn(nakes.phone, "ya"))
+    assert "terverifikasi" in body_of(await system.turn(nakes.phone, nakes.suffix[:3] + " " + nakes.suffix[3:]))
+
+
+async def test_five_wrong_suffixes_lock_the_number_and_the_right_one_is_refused(
+    system: System, tmp_path: Path
+) -> None:
+    nakes = new_person()
+    await system.register(nakes, tmp=tmp_path)
+    await system.turn(nakes.phone, "VAKSIN")
+    await system.turn(nakes.phone, reply_id="nakes.yes")
+    wrong = f"{(int(nakes.suffix) + 1) % 1_000_000:06d}"
+    for attempts_left in (4, 3, 2, 1):
+        reply = body_of(await system.turn(nakes.phone, wrong))
+        assert f"Sisa percobaan: {attempts_left}" in reply
+    locked = body_of(await system.turn(nakes.phone, wrong))
+    assert "dikunci" in locked and "119 ext 9" in locked
+
+    # Locked: starting again is refused before any suffix is asked, and the right suffix is not
+    # taken as one (the conversation is no longer waiting for it).
+    await system.turn(nakes.phone, "VAKSIN")
+    refused = body_of(await system.turn(nakes.phone, reply_id="nakes.yes"))
+    assert "dikunci" in refused
+    after = body_of(await system.turn(nakes.phone, nakes.suffix))
+    assert "terverifikasi" not in after
+
+
+async def test_number_not_in_registry_is_told_how_to_get_listed(system: System) -> None:
+    phone = new_phone()
+    await system.turn(phone, "VAKSIN")
+    reply = body_of(await system.turn(phone, reply_id="nakes.yes"))
+    assert "belum terdaftar" in reply and "119 ext 9" in reply
+
+
+async def test_someone_elses_suffix_does_not_verify(system: System, tmp_path: Path) -> None:
+    mine, theirs = new_person(), new_person("Budi Santoso")
+    await system.register(mine, theirs, tmp=tmp_path)
+    await system.turn(mine.phone, "VAKSIN")
+    await system.turn(mine.phone, reply_id="nakes.yes")
+    if theirs.suffix != mine.suffix:
+        assert "tidak cocok" in body_of(await system.turn(mine.phone, theirs.suffix))
+
+
+async def test_duplicate_webhook_delivery_gives_one_reply(system: System) -> None:
+    phone = new_phone()
+    message = {"from": phone, "id": f"wamid.dup.{phone}", "timestamp": "1700000000",
+               "type": "text", "text": {"body": "VAKSIN"}}
+    body = json.dumps(envelope(phone, message)).encode()
+    for _ in range(3):
+        assert (await system.post(body)).status == 200
+    # The same wamid again after JetStream's duplicate window (simulated with another
+    # Nats-Msg-Id): the dialog's own record of processed ids still makes it a no-op.
+    inbound = InboundMessage(wamid=message["id"], wa_id=phone, phone_number_id="1",
+                             timestamp=1700000000, type="text", text="VAKSIN")
+    broker = system.hosts["ingress"].broker
+    await broker.publish(inbound, inbound_message_subject(phone, system.settings.dialog_partitions),
+                         stream=WA_INBOUND.name, headers={"Nats-Msg-Id": "days-later"})
+    await system.replies(phone, 1)
+    help_ = await system.turn(phone, "BANTUAN")  # a later message is still answered
+    assert "119 ext 9" in body_of(help_)
+    await asyncio.sleep(0.5)
+    greetings = [r for r in system.fake.messages_to(phone) if r["body"]["type"] == "interactive"]
+    assert len(greetings) == 1
+
+
+async def test_three_quick_messages_are_answered_in_order(system: System) -> None:
+    phone = new_phone()
+    for text in ("VAKSIN", "EN", "STATUS"):
+        await system.say(phone, text)
+    replies = await system.replies(phone, 4)
+    texts = [body_of(r) for r in replies]
+    assert "Apakah Anda tenaga kesehatan?" in texts[0]
+    assert "Language changed to English" in texts[1]
+    assert "Are you a health worker?" in texts[2]
+    assert "not finished" in texts[3]
+
+
+async def test_restart_of_the_dialog_service_resumes_the_conversation(
+    system: System, tmp_path: Path
+) -> None:
+    nakes = new_person()
+    await system.register(nakes, tmp=tmp_path)
+    await system.turn(nakes.phone, "VAKSIN")
+    await system.turn(nakes.phone, reply_id="nakes.yes")
+    await system.restart("ingress")
+    assert "terverifikasi" in body_of(await system.turn(nakes.phone, nakes.suffix))
+
+
+async def test_logs_of_a_whole_flow_hold_no_nik_suffix_or_phone(system: System, tmp_path: Path) -> None:
+    stream = io.StringIO()
+    configure_logging("test", "DEBUG", json_output=True)
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(make_formatter(json_output=True))
+    logging.getLogger().addHandler(handler)
+    try:
+        nakes = new_person()
+        await system.register(nakes, tmp=tmp_path)
+        await system.turn(nakes.phone, "VAKSIN")
+        await system.turn(nakes.phone, reply_id="nakes.yes")
+        await system.turn(nakes.phone, "000000" if nakes.suffix != "000000" else "111111")
+        await system.turn(nakes.phone, nakes.suffix)
+    finally:
+        logging.getLogger().removeHandler(handler)
+    logs = stream.getvalue()
+    assert logs.count("\n") > 5, "the flow should have logged something"
+    assert nakes.nik not in logs
+    assert nakes.phone not in logs and nakes.phone[2:] not in logs
+    assert not re.search(rf"(?<!\d){nakes.suffix}(?!\d)", logs)
