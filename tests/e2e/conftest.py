@@ -47,19 +47,33 @@ def new_phone() -> str:
 
 def new_person(name: str = "Siti Rahmawati") -> Person:
     day = random.randint(1, 28) + 40  # a woman: day of birth + 40
-    nik = f"320101{day:02d}{random.randint(1, 12):02d}{random.randint(70, 99):02d}{random.randint(1, 9999):04d}"
+    month, year, serial = random.randint(1, 12), random.randint(70, 99), random.randint(1, 9999)
+    nik = f"320101{day:02d}{month:02d}{year:02d}{serial:04d}"
     return Person(nik=nik, name=name, phone=new_phone())
 
 
 def envelope(wa_id: str, message: dict) -> dict:
     return {
         "object": "whatsapp_business_account",
-        "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
-            "messaging_product": "whatsapp",
-            "metadata": {"display_phone_number": "6281100000000", "phone_number_id": "100000000000001"},
-            "contacts": [{"profile": {"name": "Nakes"}, "wa_id": wa_id}],
-            "messages": [message],
-        }}]}],
+        "entry": [
+            {
+                "id": "102290129340398",
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {
+                            "messaging_product": "whatsapp",
+                            "metadata": {
+                                "display_phone_number": "6281100000000",
+                                "phone_number_id": "100000000000001",
+                            },
+                            "contacts": [{"profile": {"name": "Nakes"}, "wa_id": wa_id}],
+                            "messages": [message],
+                        },
+                    }
+                ],
+            }
+        ],
     }
 
 
@@ -89,16 +103,21 @@ class System:
         wamid = f"wamid.test{next(_counter)}.{random.getrandbits(40):x}"
         message: dict = {"from": wa_id, "id": wamid, "timestamp": str(int(time.time()))}
         if reply_id:
-            message |= {"type": "interactive", "interactive": {
-                "type": "button_reply", "button_reply": {"id": reply_id, "title": text or reply_id}}}
+            message |= {
+                "type": "interactive",
+                "interactive": {
+                    "type": "button_reply",
+                    "button_reply": {"id": reply_id, "title": text or reply_id},
+                },
+            }
         else:
             message |= {"type": "text", "text": {"body": text}}
         resp = await self.post(json.dumps(envelope(wa_id, message)).encode())
         assert resp.status == 200
         return wamid
 
-    async def replies(self, wa_id: str, count: int, timeout: float = 15.0) -> list[dict]:
-        return await self.fake.wait_for_messages(wa_id, count, timeout=timeout)
+    async def replies(self, wa_id: str, count: int) -> list[dict]:
+        return await self.fake.wait_for_messages(wa_id, count, timeout=15.0)
 
     async def turn(self, wa_id: str, text: str = "", reply_id: str | None = None) -> dict:
         """Say something and wait for the one new reply it causes."""
@@ -108,7 +127,11 @@ class System:
 
     async def restart(self, name: str) -> None:
         await self.hosts[name].stop()
-        builders = {"identity": build_identity, "notifier": build_notifier, "ingress": build_ingress}
+        builders = {
+            "identity": build_identity,
+            "notifier": build_notifier,
+            "ingress": build_ingress,
+        }
         self.hosts[name] = builders[name](self.hosts[name].settings)
         await self.hosts[name].start()
 
@@ -135,7 +158,9 @@ def body_of(reply: dict) -> str:
 async def system(settings: Settings) -> AsyncIterator[System]:
     fake = FakeGraph()
     base = await fake.start()
-    configured = settings.model_copy(update={"whatsapp_api_base": base, "ingress_port": free_port()})
+    configured = settings.model_copy(
+        update={"whatsapp_api_base": base, "ingress_port": free_port()}
+    )
     hosts = {
         "identity": build_identity(configured.model_copy(update={"health_port": free_port()})),
         "notifier": build_notifier(configured.model_copy(update={"health_port": free_port()})),

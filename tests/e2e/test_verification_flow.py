@@ -44,7 +44,8 @@ async def test_typed_answers_work_like_buttons(system: System, tmp_path: Path) -
     await system.register(nakes, tmp=tmp_path)
     await system.turn(nakes.phone, "daftar")
     assert "6 digit" in body_of(await system.turn(nakes.phone, "ya"))
-    assert "terverifikasi" in body_of(await system.turn(nakes.phone, nakes.suffix[:3] + " " + nakes.suffix[3:]))
+    spaced = nakes.suffix[:3] + " " + nakes.suffix[3:]
+    assert "terverifikasi" in body_of(await system.turn(nakes.phone, spaced))
 
 
 async def test_five_wrong_suffixes_lock_the_number_and_the_right_one_is_refused(
@@ -88,18 +89,33 @@ async def test_someone_elses_suffix_does_not_verify(system: System, tmp_path: Pa
 
 async def test_duplicate_webhook_delivery_gives_one_reply(system: System) -> None:
     phone = new_phone()
-    message = {"from": phone, "id": f"wamid.dup.{phone}", "timestamp": "1700000000",
-               "type": "text", "text": {"body": "VAKSIN"}}
+    message = {
+        "from": phone,
+        "id": f"wamid.dup.{phone}",
+        "timestamp": "1700000000",
+        "type": "text",
+        "text": {"body": "VAKSIN"},
+    }
     body = json.dumps(envelope(phone, message)).encode()
     for _ in range(3):
         assert (await system.post(body)).status == 200
     # The same wamid again after JetStream's duplicate window (simulated with another
     # Nats-Msg-Id): the dialog's own record of processed ids still makes it a no-op.
-    inbound = InboundMessage(wamid=message["id"], wa_id=phone, phone_number_id="1",
-                             timestamp=1700000000, type="text", text="VAKSIN")
+    inbound = InboundMessage(
+        wamid=message["id"],
+        wa_id=phone,
+        phone_number_id="1",
+        timestamp=1700000000,
+        type="text",
+        text="VAKSIN",
+    )
     broker = system.hosts["ingress"].broker
-    await broker.publish(inbound, inbound_message_subject(phone, system.settings.dialog_partitions),
-                         stream=WA_INBOUND.name, headers={"Nats-Msg-Id": "days-later"})
+    await broker.publish(
+        inbound,
+        inbound_message_subject(phone, system.settings.dialog_partitions),
+        stream=WA_INBOUND.name,
+        headers={"Nats-Msg-Id": "days-later"},
+    )
     await system.replies(phone, 1)
     help_ = await system.turn(phone, "BANTUAN")  # a later message is still answered
     assert "119 ext 9" in body_of(help_)
@@ -131,7 +147,9 @@ async def test_restart_of_the_dialog_service_resumes_the_conversation(
     assert "terverifikasi" in body_of(await system.turn(nakes.phone, nakes.suffix))
 
 
-async def test_logs_of_a_whole_flow_hold_no_nik_suffix_or_phone(system: System, tmp_path: Path) -> None:
+async def test_logs_of_a_whole_flow_hold_no_nik_suffix_or_phone(
+    system: System, tmp_path: Path
+) -> None:
     stream = io.StringIO()
     configure_logging("test", "DEBUG", json_output=True)
     handler = logging.StreamHandler(stream)

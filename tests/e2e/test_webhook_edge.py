@@ -15,8 +15,11 @@ pytestmark = pytest.mark.servers
 
 
 async def test_handshake(system: System) -> None:
-    params = {"hub.mode": "subscribe", "hub.challenge": "1158201444",
-              "hub.verify_token": system.settings.whatsapp_verify_token}
+    params = {
+        "hub.mode": "subscribe",
+        "hub.challenge": "1158201444",
+        "hub.verify_token": system.settings.whatsapp_verify_token,
+    }
     async with system.http.get(system.webhook, params=params) as resp:
         assert resp.status == 200 and await resp.text() == "1158201444"
     async with system.http.get(system.webhook, params={**params, "hub.verify_token": "x"}) as resp:
@@ -24,8 +27,13 @@ async def test_handshake(system: System) -> None:
 
 
 def _text_body(phone: str, text: str = "VAKSIN") -> bytes:
-    message = {"from": phone, "id": f"wamid.edge.{phone}", "timestamp": "1700000000",
-               "type": "text", "text": {"body": text}}
+    message = {
+        "from": phone,
+        "id": f"wamid.edge.{phone}",
+        "timestamp": "1700000000",
+        "type": "text",
+        "text": {"body": text},
+    }
     return json.dumps(envelope(phone, message)).encode()
 
 
@@ -49,7 +57,9 @@ async def test_tampered_body_with_original_signature_is_refused(system: System) 
     phone = new_phone()
     body = _text_body(phone)
     signature = sign(body, system.settings.whatsapp_app_secret)
-    assert (await system.post(body.replace(b"VAKSIN", b"DAFTAR"), signature=signature)).status == 403
+    assert (
+        await system.post(body.replace(b"VAKSIN", b"DAFTAR"), signature=signature)
+    ).status == 403
 
 
 async def test_malformed_json_is_400(system: System) -> None:

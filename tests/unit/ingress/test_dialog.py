@@ -26,7 +26,9 @@ ASKED_NAKES = Conversation(Step.ASK_NAKES)
 ASKED_SUFFIX = Conversation(Step.ASK_SUFFIX)
 
 
-def turn(conv: Conversation, text: str = "", reply_id: str | None = None, type_: str = "text") -> Turn:
+def turn(
+    conv: Conversation, text: str = "", reply_id: str | None = None, type_: str = "text"
+) -> Turn:
     decision = handle(conv, UserInput(text, reply_id, type_))
     assert isinstance(decision, Turn), decision
     return decision
@@ -45,15 +47,21 @@ def test_keyword_starts_with_health_worker_question(keyword: str) -> None:
     assert [b.id for b in question.buttons] == ["nakes.yes", "nakes.no"]
 
 
-@pytest.mark.parametrize(("text", "reply_id"), [("", "nakes.yes"), ("ya", None), ("Y", None),
-                                                  ("iya", None), ("1", None), ("Yes", None)])
+@pytest.mark.parametrize(
+    ("text", "reply_id"),
+    [("", "nakes.yes"), ("ya", None), ("Y", None), ("iya", None), ("1", None), ("Yes", None)],
+)
 def test_yes_in_any_form_asks_identity_about_the_number(text: str, reply_id: str | None) -> None:
     assert isinstance(handle(ASKED_NAKES, UserInput(text, reply_id)), NeedNumberStatus)
 
 
-@pytest.mark.parametrize(("text", "reply_id"), [("", "nakes.no"), ("tidak", None), ("2", None),
-                                                  ("bukan", None), ("N", None)])
-def test_no_in_any_form_explains_service_is_for_health_workers(text: str, reply_id: str | None) -> None:
+@pytest.mark.parametrize(
+    ("text", "reply_id"),
+    [("", "nakes.no"), ("tidak", None), ("2", None), ("bukan", None), ("N", None)],
+)
+def test_no_in_any_form_explains_service_is_for_health_workers(
+    text: str, reply_id: str | None
+) -> None:
     t = turn(ASKED_NAKES, text, reply_id)
     assert t.conversation.step == Step.IDLE
     assert "khusus untuk tenaga kesehatan" in bodies(t)
@@ -105,8 +113,14 @@ def test_full_nik_is_refused_and_never_echoed() -> None:
 
 
 def test_verified_shows_masked_identity_and_remembers_it() -> None:
-    result = VerifyResult(outcome=VerifyOutcome.VERIFIED, person_id="p1", masked_name="S*** R***",
-                          masked_nik="320101**********", profession="perawat", facility_code="F001")
+    result = VerifyResult(
+        outcome=VerifyOutcome.VERIFIED,
+        person_id="p1",
+        masked_name="S*** R***",
+        masked_nik="320101**********",
+        profession="perawat",
+        facility_code="F001",
+    )
     t = after_verify(ASKED_SUFFIX, result)
     assert t.conversation.step == Step.VERIFIED
     text = bodies(t)

@@ -60,9 +60,11 @@ def test_missing_or_wrong_signature_is_refused(header: str | None, expected: Sig
 
 
 def test_signature_breaks_when_one_byte_changes() -> None:
-    body = '{"text":"caf\\u00e9"}'.encode()
+    body = b'{"text":"caf\\u00e9"}'
     header = sign(body, SECRET)
-    assert check_signature(body.replace(b"\\u00e9", "é".encode()), header, SECRET) is Signature.INVALID
+    assert (
+        check_signature(body.replace(b"\\u00e9", "é".encode()), header, SECRET) is Signature.INVALID
+    )
 
 
 def test_signature_with_other_secret_is_refused() -> None:
@@ -84,24 +86,51 @@ def _envelope(*messages: dict, statuses: list[dict] | None = None) -> dict:
         value["messages"] = list(messages)
     if statuses:
         value["statuses"] = statuses
-    return {"object": "whatsapp_business_account",
-            "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": value}]}]}
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": value}]}],
+    }
 
 
 def test_text_button_list_and_template_replies_are_normalised() -> None:
     payload = _envelope(
-        {"from": "628111", "id": "w1", "timestamp": "1700000000", "type": "text",
-         "text": {"body": "VAKSIN"}},
-        {"from": "628111", "id": "w2", "timestamp": "1700000001", "type": "interactive",
-         "interactive": {"type": "button_reply", "button_reply": {"id": "nakes.yes", "title": "Ya"}}},
-        {"from": "628111", "id": "w3", "timestamp": "1700000002", "type": "interactive",
-         "interactive": {"type": "list_reply", "list_reply": {"id": "loc.F1", "title": "RS"}}},
-        {"from": "628111", "id": "w4", "timestamp": "1700000003", "type": "button",
-         "button": {"payload": "slot.ok", "text": "OK"}},
+        {
+            "from": "628111",
+            "id": "w1",
+            "timestamp": "1700000000",
+            "type": "text",
+            "text": {"body": "VAKSIN"},
+        },
+        {
+            "from": "628111",
+            "id": "w2",
+            "timestamp": "1700000001",
+            "type": "interactive",
+            "interactive": {
+                "type": "button_reply",
+                "button_reply": {"id": "nakes.yes", "title": "Ya"},
+            },
+        },
+        {
+            "from": "628111",
+            "id": "w3",
+            "timestamp": "1700000002",
+            "type": "interactive",
+            "interactive": {"type": "list_reply", "list_reply": {"id": "loc.F1", "title": "RS"}},
+        },
+        {
+            "from": "628111",
+            "id": "w4",
+            "timestamp": "1700000003",
+            "type": "button",
+            "button": {"payload": "slot.ok", "text": "OK"},
+        },
     )
     messages = parse_notification(payload).messages
     assert [(m.wamid, m.text, m.reply_id) for m in messages] == [
-        ("w1", "VAKSIN", None), ("w2", "Ya", "nakes.yes"), ("w3", "RS", "loc.F1"),
+        ("w1", "VAKSIN", None),
+        ("w2", "Ya", "nakes.yes"),
+        ("w3", "RS", "loc.F1"),
         ("w4", "OK", "slot.ok"),
     ]
     assert all(m.phone_number_id == "PNID" and m.wa_id == "628111" for m in messages)
@@ -110,8 +139,10 @@ def test_text_button_list_and_template_replies_are_normalised() -> None:
 
 def test_batched_entries_and_changes_are_all_walked() -> None:
     one = _envelope({"from": "1", "id": "a", "type": "text", "text": {"body": "x"}})
-    two = _envelope({"from": "2", "id": "b", "type": "text", "text": {"body": "y"}},
-                    statuses=[{"id": "s1", "status": "read", "timestamp": "5"}])
+    two = _envelope(
+        {"from": "2", "id": "b", "type": "text", "text": {"body": "y"}},
+        statuses=[{"id": "s1", "status": "read", "timestamp": "5"}],
+    )
     payload = {"object": "whatsapp_business_account", "entry": one["entry"] + two["entry"]}
     parsed = parse_notification(payload)
     assert [m.wamid for m in parsed.messages] == ["a", "b"]
@@ -119,17 +150,29 @@ def test_batched_entries_and_changes_are_all_walked() -> None:
 
 
 def test_failed_status_keeps_error_codes() -> None:
-    status = {"id": "s", "status": "failed", "timestamp": "1", "recipient_id": "62811",
-              "errors": [{"code": 131047, "title": "Re-engagement message"}]}
+    status = {
+        "id": "s",
+        "status": "failed",
+        "timestamp": "1",
+        "recipient_id": "62811",
+        "errors": [{"code": 131047, "title": "Re-engagement message"}],
+    }
     parsed = parse_notification(_envelope(statuses=[status]))
     assert parsed.statuses[0].error_codes == [131047]
 
 
 @pytest.mark.parametrize(
     "payload",
-    [None, [], "text", 42, {"entry": "x"}, {"entry": [None, {"changes": [None, 3]}]},
-     {"entry": [{"changes": [{"field": "messages", "value": {"messages": [{"id": 5}]}}]}]},
-     {"entry": [{"changes": [{"field": "messages", "value": {"messages": [{"from": "1"}]}}]}]}],
+    [
+        None,
+        [],
+        "text",
+        42,
+        {"entry": "x"},
+        {"entry": [None, {"changes": [None, 3]}]},
+        {"entry": [{"changes": [{"field": "messages", "value": {"messages": [{"id": 5}]}}]}]},
+        {"entry": [{"changes": [{"field": "messages", "value": {"messages": [{"from": "1"}]}}]}]},
+    ],
 )
 def test_malformed_shapes_are_ignored_not_fatal(payload: object) -> None:
     parsed = parse_notification(payload)
