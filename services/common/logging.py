@@ -8,6 +8,7 @@ every string value, keys that name personal data are masked whole, and in the id
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import sys
@@ -20,6 +21,9 @@ NIK_RE = re.compile(r"(?<!\d)\d{16}(?!\d)")
 # (wa_ids of other countries). Runs longer than 15 digits are caught by NIK_RE or left as ids.
 PHONE_RE = re.compile(r"(?<![\d])(?:\+?62|0)8\d{7,12}(?!\d)|(?<![\d.])\+?\d{10,15}(?![\d])")
 SUFFIX_RE = re.compile(r"(?<!\d)\d{6}(?!\d)")
+# Meta's wamids are base64 that embeds the user's phone number: keep a short digest instead, so
+# log lines still correlate without carrying the number in an encoded form.
+WAMID_RE = re.compile(r"wamid\.[A-Za-z0-9+/=_-]+")
 SENSITIVE_KEYS = frozenset(
     {
         "nik",
@@ -43,7 +47,12 @@ SENSITIVE_KEYS = frozenset(
 MASK = "[redacted]"
 
 
+def _wamid_digest(match: re.Match[str]) -> str:
+    return "wamid#" + hashlib.sha256(match.group().encode()).hexdigest()[:12]
+
+
 def scrub(value: str, *, suffixes: bool = False) -> str:
+    value = WAMID_RE.sub(_wamid_digest, value)
     value = NIK_RE.sub("[nik]", value)
     value = PHONE_RE.sub("[phone]", value)
     if suffixes:

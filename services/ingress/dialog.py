@@ -156,7 +156,7 @@ def _ask_nakes(lang: str, key: str = "greeting") -> ButtonsMessage:
 def _prompt_for(conv: Conversation) -> list[OutboundMessage]:
     """Re-ask what the current step is waiting for (used after help or a language switch)."""
     if conv.step == Step.ASK_NAKES:
-        return [_ask_nakes(conv.lang)]
+        return [_ask_nakes(conv.lang, "ask_nakes_again")]
     if conv.step == Step.ASK_SUFFIX:
         return [_text(conv.lang, "ask_suffix")]
     return []

@@ -1,4 +1,6 @@
-"""Every JetStream stream, defined once. The owning service declares it; others only bind."""
+"""Every JetStream stream, defined once. Each service that publishes to or consumes from a stream
+declares it from this one definition (create or update to the same config), so services can start
+in any order and no two definitions ever fight over a stream's configuration."""
 
 from __future__ import annotations
 
@@ -22,8 +24,3 @@ NOTIFIER = JStream(
     duplicate_window=600,
     max_age=7 * DAY,
 )
-
-
-def bind(stream: JStream) -> JStream:
-    """The same stream for a consumer that does not own it: bind, never create or update."""
-    return JStream(name=stream.name, declare=False)

@@ -1,0 +1,1 @@
+"""Developer tools: the local fake Graph API, the terminal chat client, demo data."""

@@ -1,0 +1,556 @@
+"""A local stand-in for Meta's Graph API (WhatsApp Cloud API), speaking it the way Meta does.
+
+It is the only fake the test suite uses, and `vaksin fake-graph` runs it for local demos. It
+checks sends the way Meta does (bearer token, field limits of text, reply buttons and lists) and
+answers with Meta's response and error envelopes; it records every accepted send, mark-as-read
+and media upload; errors can be injected for the next N sends (in process, or over HTTP for the
+terminal chat client); and, given a webhook URL and the app secret, it posts signed `sent` and
+`delivered` status webhooks for each accepted message, like Meta does afterwards.
+
+Routes (`{version}` like `v25.0`):
+  POST /{version}/{phone_number_id}/messages   send, or mark as read
+  POST /{version}/{phone_number_id}/media      multipart upload -> {"id": "<digits>"}
+  GET  /_fake/messages?to=WA_ID&after=N        recorded sends with index > N
+  POST /_fake/fail                             {"code", "http_status", "times", "retry_after"}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import itertools
+import json
+import os
+import re
+import secrets
+import signal
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from services.ingress.webhook import sign
+
+API_VERSION = "v25.0"
+FAKE_WABA_ID = "100000000000002"
+FAKE_DISPLAY_NUMBER = "15550783881"
+
+MESSAGE_TYPES = frozenset(
+    {
+        "text",
+        "interactive",
+        "image",
+        "video",
+        "audio",
+        "document",
+        "sticker",
+        "template",
+        "location",
+        "contacts",
+        "reaction",
+    }
+)
+MEDIA_TYPES = frozenset({"image", "video", "audio", "document", "sticker"})
+CAPTIONED_MEDIA = frozenset({"image", "video", "document"})
+INTERACTIVE_TYPES = frozenset({"button", "list", "cta_url", "flow", "location_request_message"})
+
+# Meta's titles for the codes a test is likely to inject (key your logic on the code, not these).
+ERROR_TITLES = {
+    1: "API Unknown",
+    2: "API Service",
+    4: "Application request limit reached",
+    100: "Invalid parameter",
+    190: "Invalid OAuth access token - Cannot parse access token",
+    80007: "Rate limit issues",
+    130429: "Rate limit hit",
+    131000: "Something went wrong",
+    131016: "Service unavailable",
+    131026: "Message undeliverable",
+    131047: "Re-engagement message",
+    131056: "(Business Account, Consumer Account) pair rate limit hit",
+    131057: "Account in maintenance mode",
+    132000: "Number of parameters does not match the expected number of params",
+    132001: "Template name does not exist in the translation",
+}
+
+
+def error_envelope(code: int, message: str | None = None, details: str | None = None) -> dict:
+    """Meta's Graph error body (`{"error": {...}}`) for an error code."""
+    title = message or ERROR_TITLES.get(code, "Error")
+    return {
+        "error": {
+            "message": f"(#{code}) {title}",
+            "type": "OAuthException",
+            "code": code,
+            "error_data": {"messaging_product": "whatsapp", "details": details or title},
+            "fbtrace_id": base64.urlsafe_b64encode(secrets.token_bytes(15)).decode(),
+        }
+    }
+
+
+def status_webhook(
+    wamid: str,
+    status: str,
+    recipient_id: str,
+    phone_number_id: str,
+    *,
+    timestamp: int | None = None,
+    errors: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A status notification exactly as Meta posts it to the webhook (one status)."""
+    entry: dict[str, Any] = {
+        "id": wamid,
+        "status": status,
+        "timestamp": str(timestamp if timestamp is not None else int(time.time())),
+        "recipient_id": recipient_id,
+    }
+    if status in ("sent", "delivered", "read"):
+        entry["pricing"] = {
+            "billable": False,
+            "pricing_model": "PMP",
+            "type": "free_customer_service",
+            "category": "service",
+        }
+    if errors:
+        entry["errors"] = errors
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": FAKE_WABA_ID,
+                "changes": [
+                    {
+                        "value": {
+                            "messaging_product": "whatsapp",
+                            "metadata": {
+                                "display_phone_number": FAKE_DISPLAY_NUMBER,
+                                "phone_number_id": phone_number_id,
+                            },
+                            "statuses": [entry],
+                        },
+                        "field": "messages",
+                    }
+                ],
+            }
+        ],
+    }
+
+
+# --- validation, as Meta does it (400, code 100) ---------------------------------------------
+
+
+class Invalid(Exception):
+    """A request Meta would refuse with `(#100) Invalid parameter`; the text is the details."""
+
+
+def _check(condition: bool, details: str) -> None:
+    if not condition:
+        raise Invalid(details)
+
+
+def _text(value: Any, field: str, *, max_len: int, required: bool = True) -> None:
+    if value is None and not required:
+        return
+    _check(isinstance(value, str) and value != "", f"Parameter {field} is required")
+    _check(len(value) <= max_len, f"Parameter {field} is too long: max {max_len} characters")
+
+
+def validate_send(body: dict[str, Any]) -> None:
+    """Raise `Invalid` for a send body Meta would refuse."""
+    _check(body.get("messaging_product") == "whatsapp", "messaging_product must be 'whatsapp'")
+    to = body.get("to")
+    _check(isinstance(to, str) and re.fullmatch(r"\+?\d{6,15}", to) is not None, "Invalid 'to'")
+    _check(body.get("recipient_type", "individual") == "individual", "Invalid recipient_type")
+    kind = body.get("type", "text")
+    _check(kind in MESSAGE_TYPES, f"Unsupported message type: {kind}")
+    content = body.get(kind)
+    _check(
+        isinstance(content, list if kind == "contacts" else dict), f"Parameter {kind} is required"
+    )
+    context = body.get("context")
+    if context is not None:
+        _check(isinstance(context, dict), "context must be an object")
+        _text(context.get("message_id"), "context.message_id", max_len=512)
+    if kind == "text":
+        _text(content.get("body"), "text.body", max_len=4096)
+    elif kind == "interactive":
+        _validate_interactive(content)
+    elif kind in MEDIA_TYPES:
+        _check(("id" in content) != ("link" in content), f"{kind} needs exactly one of id or link")
+        if kind in CAPTIONED_MEDIA:
+            _text(content.get("caption"), f"{kind}.caption", max_len=1024, required=False)
+        else:
+            _check("caption" not in content, f"{kind} does not take a caption")
+    elif kind == "template":
+        _text(content.get("name"), "template.name", max_len=512)
+        language = content.get("language")
+        _check(isinstance(language, dict), "Parameter template.language is required")
+        _text(language.get("code"), "template.language.code", max_len=16)
+
+
+def _validate_interactive(content: dict[str, Any]) -> None:
+    kind = content.get("type")
+    _check(kind in INTERACTIVE_TYPES, f"Unsupported interactive type: {kind}")
+    body = content.get("body")
+    _check(isinstance(body, dict), "Parameter interactive.body is required")
+    _text(body.get("text"), "interactive.body.text", max_len=1024 if kind == "button" else 4096)
+    header = content.get("header")
+    if isinstance(header, dict) and header.get("type") == "text":
+        _text(header.get("text"), "interactive.header.text", max_len=60)
+    footer = content.get("footer")
+    if footer is not None:
+        _check(isinstance(footer, dict), "interactive.footer must be an object")
+        _text(footer.get("text"), "interactive.footer.text", max_len=60)
+    action = content.get("action")
+    _check(isinstance(action, dict), "Parameter interactive.action is required")
+    if kind == "button":
+        _validate_buttons(action)
+    elif kind == "list":
+        _validate_list(action)
+
+
+def _validate_buttons(action: dict[str, Any]) -> None:
+    buttons = action.get("buttons")
+    _check(isinstance(buttons, list) and 1 <= len(buttons) <= 3, "1 to 3 buttons are required")
+    ids, titles = set(), set()
+    for button in buttons:
+        _check(isinstance(button, dict) and button.get("type") == "reply", "button type: reply")
+        reply = button.get("reply")
+        _check(isinstance(reply, dict), "Parameter button.reply is required")
+        _text(reply.get("id"), "button.reply.id", max_len=256)
+        _text(reply.get("title"), "button.reply.title", max_len=20)
+        ids.add(reply["id"])
+        titles.add(reply["title"])
+    _check(len(ids) == len(buttons), "Button ids must be unique")
+    _check(len(titles) == len(buttons), "Button titles must be unique")
+
+
+def _validate_list(action: dict[str, Any]) -> None:
+    _text(action.get("button"), "action.button", max_len=20)
+    sections = action.get("sections")
+    _check(isinstance(sections, list) and 1 <= len(sections) <= 10, "1 to 10 sections required")
+    row_ids: list[str] = []
+    for section in sections:
+        _check(isinstance(section, dict), "A section must be an object")
+        _text(section.get("title"), "section.title", max_len=24, required=len(sections) > 1)
+        rows = section.get("rows")
+        _check(isinstance(rows, list) and len(rows) >= 1, "Each section needs at least one row")
+        for row in rows:
+            _check(isinstance(row, dict), "A row must be an object")
+            _text(row.get("id"), "row.id", max_len=200)
+            _text(row.get("title"), "row.title", max_len=24)
+            _text(row.get("description"), "row.description", max_len=72, required=False)
+            row_ids.append(row["id"])
+    _check(len(row_ids) <= 10, "A list holds at most 10 rows in total")
+    _check(len(set(row_ids)) == len(row_ids), "Row ids must be unique")
+
+
+# --- the server -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Failure:
+    code: int
+    http_status: int
+    retry_after: int | None
+    message: str | None
+
+
+_session_key = web.AppKey("session", aiohttp.ClientSession)
+
+
+class FakeGraph:
+    """The fake Graph API. `start()` it on a port and point WHATSAPP_API_BASE at the URL."""
+
+    def __init__(
+        self,
+        *,
+        webhook_url: str | None = None,
+        app_secret: str | None = None,
+        access_token: str | None = None,
+        phone_number_id: str | None = None,
+        status_delay: float = 0.05,
+    ) -> None:
+        # access_token / phone_number_id: when given, only that token / number id is accepted.
+        self.webhook_url = webhook_url
+        self.app_secret = app_secret
+        self.access_token = access_token
+        self.phone_number_id = phone_number_id
+        self.status_delay = status_delay
+        self.sent: list[dict[str, Any]] = []
+        self.rejected: list[dict[str, Any]] = []
+        self.reads: list[str] = []
+        self.media: dict[str, dict[str, Any]] = {}
+        self.base_url = ""
+        self._failures: deque[_Failure] = deque()
+        self._index = itertools.count(1)
+        self._media_ids = itertools.count(1_000_000_000_000_001)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._runner: web.AppRunner | None = None
+        self.app = self._make_app()
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def start(self, port: int = 0, host: str = "127.0.0.1") -> str:
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        bound_port = self._runner.addresses[0][1]
+        self.base_url = f"http://{host}:{bound_port}/{API_VERSION}"
+        return self.base_url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # --- test helpers ----------------------------------------------------------------------
+
+    def messages_to(self, wa_id: str) -> list[dict[str, Any]]:
+        return [m for m in self.sent if m["to"] == wa_id.lstrip("+")]
+
+    async def wait_for_messages(
+        self,
+        wa_id: str,
+        count: int,
+        timeout: float = 10.0,  # noqa: ASYNC109 (a test helper's deadline, as in the brief)
+    ) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.messages_to(wa_id)
+            if len(found) >= count:
+                return found
+            if time.monotonic() >= deadline:
+                raise AssertionError(
+                    f"expected {count} message(s) to {wa_id} within {timeout}s, got {len(found)}: "
+                    f"{[m['body'] for m in found]}"
+                )
+            await asyncio.sleep(0.02)
+
+    def fail_next(
+        self,
+        code: int,
+        *,
+        http_status: int = 400,
+        times: int = 1,
+        retry_after: int | None = None,
+        message: str | None = None,
+    ) -> None:
+        """Answer the next `times` send requests with this Meta error instead of sending."""
+        self._failures.extend([_Failure(code, http_status, retry_after, message)] * times)
+
+    async def post_status(
+        self, wamid: str, status: str, *, errors: list[dict[str, Any]] | None = None
+    ) -> int | None:
+        """Post one signed status webhook for a message sent through this fake (HTTP status of
+        the webhook's answer, None if it could not be reached)."""
+        record = {m["wamid"]: m for m in self.sent}[wamid]
+        payload = status_webhook(
+            wamid, status, record["to"], record["phone_number_id"], errors=errors
+        )
+        return await self._post_webhook(payload)
+
+    # --- HTTP ------------------------------------------------------------------------------
+
+    def _make_app(self) -> web.Application:
+        app = web.Application()
+        app.cleanup_ctx.append(self._client_session)
+        version = r"{version:v\d+\.\d+}"
+        app.router.add_post(f"/{version}/{{phone_number_id}}/messages", self._messages)
+        app.router.add_post(f"/{version}/{{phone_number_id}}/media", self._upload_media)
+        app.router.add_get("/_fake/messages", self._list_messages)
+        app.router.add_post("/_fake/fail", self._inject_failure)
+        return app
+
+    async def _client_session(self, app: web.Application) -> AsyncIterator[None]:
+        app[_session_key] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
+        yield
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await app[_session_key].close()
+
+    def _refusal(self, request: web.Request) -> web.Response | None:
+        """Meta's answer to a request with a bad token or an unknown number id, else None."""
+        auth = request.headers.get("Authorization", "")
+        token = auth[len("Bearer ") :].strip() if auth.startswith("Bearer ") else ""
+        if not token or (self.access_token is not None and token != self.access_token):
+            return web.json_response(error_envelope(190), status=401)
+        number_id = request.match_info["phone_number_id"]
+        if self.phone_number_id is not None and number_id != self.phone_number_id:
+            details = f"Object with ID '{number_id}' does not exist"
+            return web.json_response(
+                error_envelope(100, "Unsupported post request", details), status=400
+            )
+        return None
+
+    async def _messages(self, request: web.Request) -> web.Response:
+        refusal = self._refusal(request)
+        if refusal is not None:
+            return refusal
+        try:
+            body = await request.json()
+        except ValueError:
+            return web.json_response(error_envelope(100, details="Body is not JSON"), status=400)
+        if not isinstance(body, dict):
+            return web.json_response(
+                error_envelope(100, details="Body is not an object"), status=400
+            )
+        if body.get("status") == "read" and "message_id" in body:
+            if body.get("messaging_product") != "whatsapp":
+                return web.json_response(error_envelope(100), status=400)
+            self.reads.append(str(body["message_id"]))
+            return web.json_response({"success": True})
+        try:
+            validate_send(body)
+        except Invalid as exc:
+            self.rejected.append({"to": body.get("to"), "code": 100, "body": body})
+            return web.json_response(error_envelope(100, details=str(exc)), status=400)
+        to = str(body["to"]).lstrip("+")
+        if self._failures:
+            failure = self._failures.popleft()
+            self.rejected.append({"to": to, "code": failure.code, "body": body})
+            headers = {}
+            if failure.retry_after is not None:
+                headers["Retry-After"] = str(failure.retry_after)
+            return web.json_response(
+                error_envelope(failure.code, failure.message),
+                status=failure.http_status,
+                headers=headers,
+            )
+        wamid = "wamid." + base64.b64encode(secrets.token_bytes(30)).decode()
+        number_id = request.match_info["phone_number_id"]
+        self.sent.append(
+            {
+                "index": next(self._index),
+                "to": to,
+                "type": body.get("type", "text"),
+                "body": body,
+                "wamid": wamid,
+                "phone_number_id": number_id,
+            }
+        )
+        if self.webhook_url and self.app_secret:
+            self._spawn(self._emit_statuses(wamid, to, number_id))
+        return web.json_response(
+            {
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": body["to"], "wa_id": to}],
+                "messages": [{"id": wamid, "message_status": "accepted"}],
+            }
+        )
+
+    async def _upload_media(self, request: web.Request) -> web.Response:
+        refusal = self._refusal(request)
+        if refusal is not None:
+            return refusal
+        try:
+            form = await request.post()
+        except ValueError:
+            return web.json_response(error_envelope(100, details="multipart expected"), status=400)
+        upload = form.get("file")
+        mime = form.get("type")
+        if (
+            form.get("messaging_product") != "whatsapp"
+            or not isinstance(mime, str)
+            or not isinstance(upload, web.FileField)
+        ):
+            details = "messaging_product=whatsapp, type and file are required"
+            return web.json_response(error_envelope(100, details=details), status=400)
+        media_id = str(next(self._media_ids))
+        self.media[media_id] = {
+            "type": mime,
+            "filename": upload.filename,
+            "data": upload.file.read(),
+        }
+        return web.json_response({"id": media_id})
+
+    async def _list_messages(self, request: web.Request) -> web.Response:
+        to = request.query.get("to", "").lstrip("+")
+        try:
+            after = int(request.query.get("after", "0"))
+        except ValueError:
+            return web.json_response({"error": "after must be an integer"}, status=400)
+        found = [
+            {"index": m["index"], "to": m["to"], "wamid": m["wamid"], "body": m["body"]}
+            for m in self.sent
+            if m["index"] > after and (not to or m["to"] == to)
+        ]
+        return web.json_response(found)
+
+    async def _inject_failure(self, request: web.Request) -> web.Response:
+        try:
+            spec = await request.json()
+            self.fail_next(
+                int(spec["code"]),
+                http_status=int(spec.get("http_status", 400)),
+                times=int(spec.get("times", 1)),
+                retry_after=None if spec.get("retry_after") is None else int(spec["retry_after"]),
+                message=spec.get("message"),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            return web.json_response({"error": f"bad failure spec: {exc}"}, status=400)
+        return web.json_response({"queued": len(self._failures)})
+
+    # --- status webhooks -------------------------------------------------------------------
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _emit_statuses(self, wamid: str, to: str, number_id: str) -> None:
+        for status in ("sent", "delivered"):
+            await asyncio.sleep(self.status_delay)
+            await self._post_webhook(status_webhook(wamid, status, to, number_id))
+
+    async def _post_webhook(self, payload: dict[str, Any]) -> int | None:
+        if not (self.webhook_url and self.app_secret):
+            raise RuntimeError("FakeGraph was started without webhook_url and app_secret")
+        raw = json.dumps(payload).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "facebookexternalua",
+            "X-Hub-Signature-256": sign(raw, self.app_secret),
+        }
+        try:
+            async with self.app[_session_key].post(
+                self.webhook_url, data=raw, headers=headers
+            ) as resp:
+                return resp.status
+        except (aiohttp.ClientError, OSError, TimeoutError):
+            return None
+
+
+def serve_forever(port: int) -> int:
+    """`vaksin fake-graph`: serve on 127.0.0.1:port (0 = any free port) until SIGINT/SIGTERM."""
+    return asyncio.run(_serve(port))
+
+
+async def _serve(port: int) -> int:
+    webhook_url = os.environ.get("FAKE_GRAPH_WEBHOOK_URL") or None
+    app_secret = os.environ.get("WHATSAPP_APP_SECRET") or None
+    if webhook_url and not app_secret:
+        # Under `vaksin up` the secret is the local generated one the ingress also reads.
+        from services.common.settings import load_settings
+
+        app_secret = load_settings().whatsapp_app_secret
+    fake = FakeGraph(webhook_url=webhook_url, app_secret=app_secret)
+    base_url = await fake.start(port)
+    print(base_url, flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        with contextlib.suppress(Exception):
+            await fake.stop()
+    return 0
