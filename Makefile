@@ -4,6 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+CODE := $(wildcard $(CODE))
 
 .PHONY: up test lint format bench-ingest clean
 
@@ -17,16 +18,16 @@ up: $(STAMP)
 	$(BIN)/vaksin up
 
 test: $(STAMP)
-	$(BIN)/ruff check services tests bench
-	$(BIN)/ruff format --check services tests bench
+	$(BIN)/ruff check $(CODE)
+	$(BIN)/ruff format --check $(CODE)
 	$(BIN)/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check services tests bench
+	$(BIN)/ruff check $(CODE)
 
 format: $(STAMP)
-	$(BIN)/ruff format services tests bench
-	$(BIN)/ruff check --fix services tests bench
+	$(BIN)/ruff format $(CODE)
+	$(BIN)/ruff check --fix $(CODE)
 
 bench-ingest: $(STAMP)
 	$(BIN)/python bench/ingest.py
