@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-CODE := $(wildcard $(CODE))
+CODE := $(wildcard services tests bench)
 
 .PHONY: up test lint format bench-ingest clean
 
