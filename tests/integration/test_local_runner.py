@@ -1,0 +1,142 @@
+"""`vaksin up` as a developer runs it: a real process tree with embedded servers, found by the
+other commands through DATA_DIR, restarting a dead service, stopping cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from services.common.embedded import free_port
+from services.ingress.webhook import sign
+
+pytestmark = pytest.mark.servers
+
+VAKSIN = [sys.executable, "-m", "services.cli"]
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 (loopback)
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except OSError:
+        return 0, b""
+
+
+def _wait(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _cmdline(pid: int) -> bytes:
+    return Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
+def test_up_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL")}
+    env |= {"DATA_DIR": str(tmp_path), "INGRESS_PORT": str(port), "LOG_JSON": "true"}
+    log = (tmp_path / "up.log").open("wb")
+    up = subprocess.Popen([*VAKSIN, "up"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait(lambda: _get(f"http://127.0.0.1:{port}/readyz")[0] == 200, 60, "readyz 200")
+        _, body = _get(f"http://127.0.0.1:{port}/readyz")
+        checks = json.loads(body)["checks"]
+        assert checks["nats"] and checks["postgres"] and len(checks) == 4  # + identity, notifier
+
+        runtime = json.loads((tmp_path / "runtime.json").read_text())
+        assert runtime["nats_url"].startswith("nats://127.0.0.1:")
+
+        # Another command finds the running system through DATA_DIR alone.
+        loaded = subprocess.run([*VAKSIN, "demo-data"], env=env, capture_output=True, text=True)
+        assert loaded.returncode == 0, loaded.stderr
+        assert "imported 4 rows" in loaded.stdout
+
+        # A signed webhook is answered through the whole pipeline and the local fake Graph API.
+        secret = json.loads((tmp_path / "secrets.json").read_text())["whatsapp_app_secret"]
+        message = {
+            "from": "6281200000001",
+            "id": "wamid.runner.1",
+            "timestamp": "1",
+            "type": "text",
+            "text": {"body": "VAKSIN"},
+        }
+        body = json.dumps(
+            {
+                "object": "whatsapp_business_account",
+                "entry": [
+                    {
+                        "changes": [
+                            {
+                                "field": "messages",
+                                "value": {
+                                    "metadata": {"phone_number_id": "1"},
+                                    "messages": [message],
+                                },
+                            }
+                        ]
+                    }
+                ],
+            }
+        ).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/webhook",
+            data=body,
+            method="POST",
+            headers={"X-Hub-Signature-256": sign(body, secret), "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=5) as resp:  # noqa: S310 (loopback)
+            assert resp.status == 200
+        sent_url = f"{runtime['fake_graph_url']}/_fake/messages?to=6281200000001&after=-1"
+        _wait(lambda: len(json.loads(_get(sent_url)[1] or b"[]")) == 1, 20, "the bot's reply")
+
+        # A service that dies is restarted and the system is ready again.
+        services = {p: _cmdline(p) for p in _children(up.pid)}
+        [identity] = [p for p, cmd in services.items() if b"services.identity" in cmd]
+        os.kill(identity, signal.SIGKILL)
+        _wait(
+            lambda: any(
+                b"services.identity" in _cmdline(p) for p in _children(up.pid) if p != identity
+            ),
+            20,
+            "identity restarted",
+        )
+        _wait(lambda: _get(f"http://127.0.0.1:{port}/readyz")[0] == 200, 30, "ready again")
+    finally:
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(timeout=60) == 0
+        log.close()
+    assert not (tmp_path / "runtime.json").exists()
+    assert _children(up.pid) == []
+    leftovers = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
+    assert leftovers.stdout.strip() == "", "servers left running after stop"
+
+    # Started again on the same DATA_DIR: the data is still there.
+    up = subprocess.Popen(
+        [*VAKSIN, "up"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        _wait(lambda: _get(f"http://127.0.0.1:{port}/readyz")[0] == 200, 60, "readyz after restart")
+        again = subprocess.run([*VAKSIN, "demo-data"], env=env, capture_output=True, text=True)
+        assert "0 new, 4 updated" in again.stdout, again.stdout + again.stderr
+    finally:
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(timeout=60) == 0
