@@ -7,6 +7,7 @@ answer never says anything about anyone else. Logs carry a short prefix of the p
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
+import asyncpg
 import structlog
 from faststream import Context
 from faststream.nats import NatsRouter
@@ -61,6 +62,21 @@ async def number_status(
 
 
 async def verify(body: VerifyRequest, pool: Pool, settings: SettingsDep) -> VerifyResult:
+    async with pool.acquire() as conn, conn.transaction():
+        if body.request_id:
+            earlier = await repository.earlier_answer(conn, body.request_id)
+            if earlier is not None:
+                # The same request again (its message was redelivered): same answer, no attempt.
+                return VerifyResult.model_validate(earlier)
+        result = await _verify(conn, body, settings)
+        if body.request_id:
+            await repository.save_answer(conn, body.request_id, result.model_dump(mode="json"))
+    return result
+
+
+async def _verify(
+    conn: asyncpg.Connection, body: VerifyRequest, settings: Settings
+) -> VerifyResult:
     sender = _sender(settings, body.wa_id)
     if sender is None:
         log.info("suffix verification", outcome=VerifyOutcome.NOT_LISTED.value, phone_ref=None)
@@ -68,29 +84,25 @@ async def verify(body: VerifyRequest, pool: Pool, settings: SettingsDep) -> Veri
     phone, ph = sender
     suffix = domain.normalize_suffix(body.suffix)
     match: repository.Candidate | None = None
-    async with pool.acquire() as conn, conn.transaction():
-        candidates = await repository.candidates_for_phone(conn, ph)
-        if not candidates:
-            log.info(
-                "suffix verification", outcome=VerifyOutcome.NOT_LISTED.value, phone_ref=ph[:8]
-            )
-            return VerifyResult(outcome=VerifyOutcome.NOT_LISTED)
-        if suffix is not None:
-            presented = domain.suffix_hash(settings.nik_pepper, phone, suffix)
-            match = next(
-                (c for c in candidates if domain.suffix_matches(c.suffix_hash, presented)), None
-            )
-        state = await repository.lock_state_for_update(conn, ph)
-        now = datetime.now(UTC)
-        decision = domain.decide_verification(
-            suffix_valid=suffix is not None,
-            matched=match is not None,
-            state=state,
-            policy=_policy(settings),
-            now=now,
+    candidates = await repository.candidates_for_phone(conn, ph)
+    if not candidates:
+        log.info("suffix verification", outcome=VerifyOutcome.NOT_LISTED.value, phone_ref=ph[:8])
+        return VerifyResult(outcome=VerifyOutcome.NOT_LISTED)
+    if suffix is not None:
+        presented = domain.suffix_hash(settings.nik_pepper, phone, suffix)
+        match = next(
+            (c for c in candidates if domain.suffix_matches(c.suffix_hash, presented)), None
         )
-        if decision.state != state:
-            await repository.save_lock_state(conn, ph, decision.state)
+    state = await repository.lock_state_for_update(conn, ph)
+    decision = domain.decide_verification(
+        suffix_valid=suffix is not None,
+        matched=match is not None,
+        state=state,
+        policy=_policy(settings),
+        now=datetime.now(UTC),
+    )
+    if decision.state != state:
+        await repository.save_lock_state(conn, ph, decision.state)
     if decision.outcome is VerifyOutcome.LOCKED and decision.state != state:
         # Lockouts are reviewed (OWASP): a burst of them means someone is guessing suffixes.
         log.warning("number locked", phone_ref=ph[:8], locked_until=decision.locked_until)

@@ -52,7 +52,7 @@ async def upsert_persons(conn: asyncpg.Connection, records: Sequence[PersonRecor
                     SELECT {columns} FROM registry_batch
                     ON CONFLICT (nik_hash) DO UPDATE
                     SET {updates}, source = 'registry', updated_at = now()
-                    RETURNING old.id IS NULL AS inserted)
+                    RETURNING (xmax = 0) AS inserted)
                 SELECT count(*) FILTER (WHERE inserted) AS new,
                        count(*) FILTER (WHERE NOT inserted) AS updated
                 FROM merged"""
@@ -105,6 +105,21 @@ async def save_lock_state(conn: asyncpg.Connection, phone_hash: str, state: Lock
         phone_hash,
         state.failures,
         state.locked_until,
+    )
+
+
+async def earlier_answer(conn: asyncpg.Connection, request_id: str) -> dict | None:
+    """The answer already given to this verify request (a redelivered dialog message)."""
+    return await conn.fetchval(
+        "SELECT answer FROM identity.verify_request WHERE request_id = $1", request_id
+    )
+
+
+async def save_answer(conn: asyncpg.Connection, request_id: str, answer: dict) -> None:
+    await conn.execute(
+        "INSERT INTO identity.verify_request (request_id, answer) VALUES ($1, $2)",
+        request_id,
+        answer,
     )
 
 

@@ -55,8 +55,9 @@ async def _rpc(broker: NatsBroker, request: BaseModel, subject: str, reply: type
 
 
 async def _decide(
-    conv: dialog.Conversation, user: dialog.UserInput, wa_id: str, broker: NatsBroker
+    conv: dialog.Conversation, user: dialog.UserInput, message: InboundMessage, broker: NatsBroker
 ) -> dialog.Turn:
+    wa_id = message.wa_id
     decision = dialog.handle(conv, user)
     if isinstance(decision, dialog.NeedNumberStatus):
         status = await _rpc(
@@ -66,7 +67,7 @@ async def _decide(
     if isinstance(decision, dialog.NeedVerify):
         result = await _rpc(
             broker,
-            VerifyRequest(wa_id=wa_id, suffix=decision.suffix),
+            VerifyRequest(wa_id=wa_id, suffix=decision.suffix, request_id=message.wamid),
             IDENTITY_RPC_VERIFY,
             VerifyResult,
         )
@@ -104,7 +105,7 @@ async def on_inbound_message(
                 DIALOG_DUPLICATES.inc()
                 return
             conv = await repo.load_conversation(conn, message.wa_id)
-            turn = await _decide(conv, user, message.wa_id, broker)
+            turn = await _decide(conv, user, message, broker)
             await repo.save_conversation(conn, message.wa_id, turn.conversation)
             await _enqueue_replies(conn, message, turn.replies, settings)
     except Exception:

@@ -20,6 +20,11 @@ class NumberStatus(BaseModel):
 class VerifyRequest(BaseModel):
     wa_id: str
     suffix: str = Field(description="the last 6 digits of the NIK as the user typed them")
+    request_id: str | None = Field(
+        default=None,
+        description="idempotency key (the inbound wamid): a repeat gets the first answer "
+        "and costs no second attempt",
+    )
 
 
 class VerifyOutcome(StrEnum):

@@ -87,9 +87,11 @@ async def client(settings: Settings) -> AsyncIterator[NatsBroker]:
 
 @pytest.fixture
 def verify(identity_host: ServiceHost, client: NatsBroker) -> VerifyFn:
-    async def _verify(wa_id: str, suffix: str) -> VerifyResult:
+    async def _verify(wa_id: str, suffix: str, request_id: str | None = None) -> VerifyResult:
         resp = await client.request(
-            VerifyRequest(wa_id=wa_id, suffix=suffix), IDENTITY_RPC_VERIFY, timeout=5
+            VerifyRequest(wa_id=wa_id, suffix=suffix, request_id=request_id),
+            IDENTITY_RPC_VERIFY,
+            timeout=5,
         )
         return VerifyResult.model_validate(await resp.decode())
 

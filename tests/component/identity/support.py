@@ -42,7 +42,7 @@ class Registered:
 
 
 RegisterFn = Callable[..., Awaitable[Registered]]
-VerifyFn = Callable[[str, str], Awaitable[VerifyResult]]
+VerifyFn = Callable[..., Awaitable[VerifyResult]]  # (wa_id, suffix, request_id=None)
 StatusFn = Callable[[str], Awaitable[NumberStatus]]
 
 

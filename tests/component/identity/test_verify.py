@@ -153,3 +153,15 @@ async def test_concurrent_guesses_are_all_counted(
         domain.phone_hash(settings.nik_pepper, person.phone),
     )
     assert failures == 5
+
+
+async def test_a_repeated_request_gets_the_same_answer_and_costs_one_attempt(
+    register: RegisterFn, verify: VerifyFn
+) -> None:
+    person = await register()
+    wrong = other_suffix(person.suffix)
+    first = await verify(person.phone, wrong, "wamid.redelivered")
+    again = await verify(person.phone, wrong, "wamid.redelivered")
+    assert first.outcome is again.outcome is VerifyOutcome.MISMATCH
+    assert first.attempts_left == again.attempts_left == 4
+    assert (await verify(person.phone, wrong, "wamid.next")).attempts_left == 3
