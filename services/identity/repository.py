@@ -123,5 +123,13 @@ async def save_answer(conn: asyncpg.Connection, request_id: str, answer: dict) -
     )
 
 
+async def purge_answers(pool: asyncpg.Pool, older_than_days: int = 30) -> int:
+    status = await pool.execute(
+        "DELETE FROM identity.verify_request WHERE created_at < now() - make_interval(days => $1)",
+        older_than_days,
+    )
+    return int(status.split()[-1])
+
+
 async def count_persons(conn: asyncpg.Connection) -> int:
     return await conn.fetchval("SELECT count(*) FROM identity.person")

@@ -37,3 +37,12 @@ async def save_conversation(conn: asyncpg.Connection, wa_id: str, conv: Conversa
         conv.lang,
         conv.data,
     )
+
+
+async def purge_processed(pool: asyncpg.Pool, older_than_days: int = 30) -> int:
+    """Forget message ids long past Meta's 7-day retry horizon; returns how many."""
+    status = await pool.execute(
+        "DELETE FROM ingress.processed_message WHERE processed_at < now() - make_interval(days => $1)",
+        older_than_days,
+    )
+    return int(status.split()[-1])
