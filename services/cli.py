@@ -32,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     chat = sub.add_parser("chat", help="chat with the running system as a WhatsApp user")
     chat.add_argument("--phone", default="6281200000001", help="the WhatsApp number you write from")
     chat.add_argument("--name", default="Demo Nakes", help="your WhatsApp profile name")
+    docs = sub.add_parser("docs", help="regenerate the AsyncAPI documents in docs/asyncapi/")
+    docs.add_argument("--out", type=Path, default=Path("docs/asyncapi"))
     fake = sub.add_parser("fake-graph", help="run the local fake WhatsApp Graph API")
     fake.add_argument("--port", type=int, default=0)
     return p
@@ -52,6 +54,12 @@ def main(argv: list[str] | None = None) -> int:
         from services.devtools.fake_graph import serve_forever
 
         return serve_forever(args.port)
+    if args.command == "docs":
+        from services.common.asyncapi import write_all
+
+        for path in write_all(args.out):
+            print(f"wrote {path}")
+        return 0
     settings = settings.require_urls()
     if args.command == "migrate":
         from services.common.migrate import migrate
