@@ -20,6 +20,7 @@ up: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check $(CODE)
 	$(BIN)/ruff format --check $(CODE)
+	$(BIN)/mypy services/common
 	$(BIN)/pytest
 
 lint: $(STAMP)

@@ -20,6 +20,7 @@ import sysconfig
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 PG_SYSTEM_USER = "vaksinpg"
 PG_DATABASE = "vaksin"
@@ -158,7 +159,7 @@ class EmbeddedPostgres:
             )
         return Path(spec.submodule_search_locations[0]) / "pginstall" / "bin"
 
-    def _user(self) -> dict[str, object]:
+    def _user(self) -> dict[str, Any]:
         """Popen keyword arguments that drop root privileges, or nothing when not root."""
         if os.geteuid() != 0:
             return {}
@@ -199,7 +200,7 @@ class EmbeddedPostgres:
                 ],
                 check=True,
                 capture_output=True,
-                **as_user,  # type: ignore[arg-type]
+                **as_user,
             )
         # SIGINT = fast shutdown of a server a killed run left behind.
         _stop_stale(self.pgdata / "postmaster.pid", signal.SIGINT)
@@ -229,7 +230,7 @@ class EmbeddedPostgres:
                 stdout=out,
                 stderr=out,
                 start_new_session=True,
-                **as_user,  # type: ignore[arg-type]
+                **as_user,
             )
 
         def ready() -> bool:

@@ -12,6 +12,7 @@ import hashlib
 import logging
 import re
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -73,7 +74,9 @@ def _scrub_any(value: Any, suffixes: bool) -> Any:
     return value
 
 
-def redact_pii(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def redact_pii(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     suffixes = event_dict.get("pii_context") == "identity"
     for key in list(event_dict):
         if key.lower() in SENSITIVE_KEYS:
