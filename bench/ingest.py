@@ -21,7 +21,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
+import math
 import multiprocessing as mp
 import os
 import platform
@@ -50,6 +52,7 @@ TARGET_RATE = 2000.0
 TARGET_P99_MS = 50.0
 WABA_ID = "102290129340398"
 DISPLAY_NUMBER = "15550783881"
+PHONE_NUMBER_ID = Settings.model_fields["whatsapp_phone_number_id"].default
 IPC_TIMEOUT = 120.0  # longest a worker may take to prepare a step or to report one
 
 FIRST_NAMES = (
@@ -123,9 +126,6 @@ def text_notification(wa_id: str, name: str, message_id: str, text: str, ts: int
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-PHONE_NUMBER_ID = Settings.model_fields["whatsapp_phone_number_id"].default
-
-
 def build_requests(
     *,
     count: int,
@@ -143,7 +143,11 @@ def build_requests(
     for k in range(count):
         wa_id, name = rng.choice(senders)
         body = text_notification(
-            wa_id, name, wamid(wa_id, f"{run_id}{step:02d}{worker:02d}{k:08d}"), rng.choice(TEXTS), now
+            wa_id,
+            name,
+            wamid(wa_id, f"{run_id}{step:02d}{worker:02d}{k:08d}"),
+            rng.choice(TEXTS),
+            now,
         )
         headers = {
             "Content-Type": "application/json",
@@ -241,29 +245,20 @@ async def run_schedule(
 
     k, n = 0, len(requests)
     while k < n:
+        due = start_at + offset + k * spacing
         now = clock()
         if now >= deadline:
             break
-        due = start_at + offset + k * spacing
         if due > now:
             await asyncio.sleep(due - now)
             continue
-        # Launch everything that is due; a full slot pool makes the schedule wait (and lag).
-        while k < n and start_at + offset + k * spacing <= now:
-            due = start_at + offset + k * spacing
-            if slots.locked():
-                await slots.acquire()
-                now = clock()
-            else:
-                await slots.acquire()
-            result.max_lag_ms = max(result.max_lag_ms, (clock() - due) * 1000.0)
-            task = asyncio.create_task(send(k, due))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-            result.sent += 1
-            k += 1
-            if clock() >= deadline:
-                break
+        await slots.acquire()  # waits only when `concurrency` requests are in flight
+        result.max_lag_ms = max(result.max_lag_ms, (clock() - due) * 1000.0)
+        task = asyncio.create_task(send(k, due))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        result.sent += 1
+        k += 1
     result.unsent = n - k
     if tasks:  # every request has a client timeout, so this ends
         await asyncio.wait(set(tasks), timeout=cfg.timeout + 5)
@@ -286,8 +281,8 @@ async def worker_loop(cfg: WorkerConfig, conn: Connection) -> None:
             command = conn.recv()
             if command[0] == "prepare":
                 _, step, rate, seconds = command
-                count = int(rate * seconds / cfg.workers)
-                count += 1 if cfg.index < int(rate * seconds) % cfg.workers else 0
+                total = int(rate * seconds)  # request j goes to worker j % workers
+                count = total // cfg.workers + (1 if cfg.index < total % cfg.workers else 0)
                 requests = build_requests(
                     count=count,
                     secret=cfg.secret,
@@ -322,7 +317,7 @@ def worker_main(cfg: WorkerConfig, conn: Connection) -> None:
 def percentile(sorted_values: array | list[float], p: float) -> float:
     if not sorted_values:
         return float("nan")
-    rank = max(0, min(len(sorted_values) - 1, int(round(p / 100.0 * len(sorted_values) + 0.5)) - 1))
+    rank = max(0, min(len(sorted_values) - 1, math.ceil(p / 100.0 * len(sorted_values)) - 1))
     return sorted_values[rank]
 
 
@@ -497,10 +492,8 @@ class Pool:
 
     def close(self) -> None:
         for conn in self.conns:
-            try:
+            with contextlib.suppress(OSError):
                 conn.send(("quit",))
-            except OSError:
-                pass
         for proc in self.procs:
             proc.join(timeout=5)
             if proc.is_alive():
@@ -510,7 +503,9 @@ class Pool:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", help="ingress base or /webhook URL (default: DATA_DIR/runtime.json)")
+    parser.add_argument(
+        "--url", help="ingress base or /webhook URL (default: DATA_DIR/runtime.json)"
+    )
     parser.add_argument("--secret", help="app secret (default: WHATSAPP_APP_SECRET, secrets.json)")
     parser.add_argument(
         "--rates", default="500,1000,2000,3000,4000", help="comma-separated req/s steps"
@@ -518,7 +513,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each step")
     parser.add_argument("--workers", type=int, default=2, help="load-generator processes")
     parser.add_argument(
-        "--concurrency", type=int, default=256, help="max in-flight requests (and connections) per worker"
+        "--concurrency",
+        type=int,
+        default=256,
+        help="max in-flight requests (and connections) per worker",
     )
     parser.add_argument("--timeout", type=float, default=10.0, help="per-request timeout, seconds")
     parser.add_argument("--senders", type=int, default=5000, help="distinct synthetic senders")
@@ -557,7 +555,15 @@ def main(argv: list[str] | None = None) -> int:
 
     cfgs = [
         WorkerConfig(
-            i, args.workers, url, secret, args.concurrency, args.timeout, args.senders, args.seed, run_id
+            i,
+            args.workers,
+            url,
+            secret,
+            args.concurrency,
+            args.timeout,
+            args.senders,
+            args.seed,
+            run_id,
         )
         for i in range(args.workers)
     ]
@@ -567,7 +573,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.warmup > 0:
             pool.run_step(0, 200.0, args.warmup)
-        print("latency in ms, of HTTP 200 answers; 'sched' from the scheduled send time, 'send' from")
+        print(
+            "latency in ms, of HTTP 200 answers; 'sched' from the scheduled send time, 'send' from"
+        )
         print("the actual send; 'srv avg' is the ingress's own mean handling time (its /metrics)\n")
         print(HEADER)
         for i, rate in enumerate(args.rates, start=1):
