@@ -24,3 +24,11 @@ NOTIFIER = JStream(
     duplicate_window=600,
     max_age=7 * DAY,
 )
+
+SCREENING = JStream(
+    name="SCREENING",
+    subjects=["screening.evt.>"],
+    storage=StorageType.FILE,
+    duplicate_window=600,
+    max_age=30 * DAY,
+)

@@ -15,6 +15,11 @@ WA_INBOUND_STATUS = "wa.inbound.status"
 IDENTITY_RPC_NUMBER_STATUS = "identity.rpc.number_status"
 IDENTITY_RPC_VERIFY = "identity.rpc.verify"
 
+# screening: core request/reply, and its facts (stream SCREENING)
+SCREENING_RPC_QUESTIONNAIRE = "screening.rpc.questionnaire"
+SCREENING_RPC_EVALUATE = "screening.rpc.evaluate"
+SCREENING_EVT_COMPLETED = "screening.evt.completed"
+
 # notifier: outbound WhatsApp sends (stream NOTIFIER), partitioned by recipient like the inbound.
 NOTIFIER_CMD_SEND = "notifier.cmd.send.{partition}"
 NOTIFIER_CMD_SEND_ALL = "notifier.cmd.send.*"
