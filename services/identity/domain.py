@@ -353,6 +353,8 @@ class PersonRecord:
     suffix_hash: str
     profession: str
     facility_code: str
+    birth_date: date  # from the NIK: screening's age rules need it, so the user is not asked
+    sex: str
 
 
 def person_record(pepper: str, row: RegistryRow) -> PersonRecord:
@@ -366,6 +368,8 @@ def person_record(pepper: str, row: RegistryRow) -> PersonRecord:
         suffix_hash=suffix_hash(pepper, row.phone, row.nik.suffix),
         profession=row.profession,
         facility_code=row.facility_code,
+        birth_date=row.nik.birth_date,
+        sex=row.nik.sex,
     )
 
 

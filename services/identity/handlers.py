@@ -120,6 +120,8 @@ async def _verify(
             masked_nik=match.masked_nik,
             profession=match.profession,
             facility_code=match.facility_code,
+            birth_date=match.birth_date,
+            sex=match.sex,
         )
     return VerifyResult(
         outcome=decision.outcome,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import astuple, dataclass, fields
+from datetime import date
 
 import asyncpg
 
@@ -22,6 +23,8 @@ class Candidate:
     masked_nik: str
     profession: str
     facility_code: str
+    birth_date: date
+    sex: str
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ async def upsert_persons(conn: asyncpg.Connection, records: Sequence[PersonRecor
 async def candidates_for_phone(conn: asyncpg.Connection, phone_hash: str) -> list[Candidate]:
     rows = await conn.fetch(
         """SELECT id::text AS person_id, suffix_hash, masked_name, masked_nik, profession,
-                  facility_code
+                  facility_code, birth_date, sex
            FROM identity.person WHERE phone_hash = $1 ORDER BY created_at, id""",
         phone_hash,
     )

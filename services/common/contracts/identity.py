@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
@@ -42,5 +42,7 @@ class VerifyResult(BaseModel):
     masked_nik: str | None = None
     profession: str | None = None
     facility_code: str | None = None
+    birth_date: date | None = Field(default=None, description="from the NIK, for age rules")
+    sex: str | None = Field(default=None, description="F or M, from the NIK")
     attempts_left: int | None = None
     locked_until: datetime | None = None

@@ -21,6 +21,8 @@ async def test_own_suffix_verifies_with_masked_details(register: RegisterFn, ver
     assert result.masked_nik == person.nik[:6] + "*" * 10
     assert result.profession == "Bidan"
     assert result.facility_code == "PKM-7"
+    nik = domain.validate_nik(person.nik)
+    assert (result.birth_date, result.sex) == (nik.birth_date, nik.sex)
     stored = await pool.fetchval(
         "SELECT masked_name FROM identity.person WHERE id = $1::uuid", result.person_id
     )
