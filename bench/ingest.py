@@ -539,8 +539,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # Ctrl-C and SIGTERM stop the run cleanly (also when started with SIGINT ignored, e.g. by `&`).
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     url, secret = resolve_target(args)
     base = url.removesuffix("/webhook")
     preflight(url, secret)
