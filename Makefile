@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CODE := $(wildcard services tests bench)
 
-.PHONY: up test lint format bench-ingest clean
+.PHONY: up test lint format bench-ingest clean e2e-compose
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,20 @@ format: $(STAMP)
 
 bench-ingest: $(STAMP)
 	$(BIN)/python bench/ingest.py
+
+# The e2e checks against the compose harness (needs Docker, so not part of `make test`): build the
+# image, start everything under its own project with the example secrets, run
+# tests/deploy/compose_e2e through the published ports, keep the logs in deploy/compose/e2e.log,
+# then remove the harness and its volumes.
+E2E_COMPOSE := docker compose -f deploy/compose/docker-compose.yml -p vaksin-e2e \
+	--env-file deploy/compose/.env.example
+
+e2e-compose: export VAKSIN_ENV_FILE = .env.example
+e2e-compose: $(STAMP)
+	$(E2E_COMPOSE) up --build --detach --wait --wait-timeout 300 \
+		&& VAKSIN_COMPOSE_E2E=deploy/compose/.env.example $(BIN)/pytest tests/deploy/compose_e2e; \
+		status=$$?; $(E2E_COMPOSE) logs --no-color > deploy/compose/e2e.log 2>&1; \
+		$(E2E_COMPOSE) down --volumes --remove-orphans; exit $$status
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

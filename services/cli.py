@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 
 from services.common.settings import load_settings
-
-SERVICE_NAMES = ("identity", "notifier", "ingress")
+from services.registry import SERVICES
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -19,7 +18,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("up", help="run everything: embedded NATS/Postgres unless URLs are set")
     sub.add_parser("migrate", help="apply pending database migrations")
     svc = sub.add_parser("service", help="run one service in the foreground")
-    svc.add_argument("name", choices=SERVICE_NAMES)
+    svc.add_argument("name", choices=list(SERVICES))
 
     registry = sub.add_parser("registry", help="the health-worker target registry")
     registry_sub = registry.add_subparsers(dest="action", required=True)
@@ -27,6 +26,14 @@ def _parser() -> argparse.ArgumentParser:
         "import", help="import FILE.csv (nik,name,phone,profession,facility_code)"
     )
     imp.add_argument("file", type=Path)
+
+    screening = sub.add_parser("screening", help="screening rule sets (versioned questionnaires)")
+    screening_sub = screening.add_subparsers(dest="action", required=True)
+    load = screening_sub.add_parser(
+        "load", help="validate FILE.yaml|json and load it as a new rule set"
+    )
+    load.add_argument("file", type=Path)
+    screening_sub.add_parser("list", help="every rule set and when it is in force")
 
     sub.add_parser("demo-data", help="load a small sample registry into the running system")
     chat = sub.add_parser("chat", help="chat with the running system as a WhatsApp user")
@@ -71,6 +78,12 @@ def main(argv: list[str] | None = None) -> int:
         from services.identity.registry_import import import_registry_file
 
         return asyncio.run(import_registry_file(settings, args.file))
+    if args.command == "screening":
+        from services.screening.cli import list_rule_sets, load_rule_set_file
+
+        if args.action == "load":
+            return asyncio.run(load_rule_set_file(settings, args.file))
+        return asyncio.run(list_rule_sets(settings))
     if args.command == "demo-data":
         from services.devtools.demo import load_demo_data
 

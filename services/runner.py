@@ -9,7 +9,6 @@ dies, and records the local system's URLs in DATA_DIR/runtime.json so that the o
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 import os
 import signal
@@ -20,21 +19,21 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import uvloop
+
 from services.common.embedded import EmbeddedNats, EmbeddedPostgres, free_port
 from services.common.logging import configure_logging
 from services.common.migrate import migrate
 from services.common.settings import RUNTIME_FILE, Settings, load_settings
+from services.registry import SERVICES, builder
 
-# Start order: the ingress last, so that what it calls is already there.
-SERVICES = ("identity", "notifier", "ingress")
 LOCAL_FAKE_TOKEN = "local-fake-graph"  # noqa: S105 (not a secret: the fake accepts any token)
 
 
 def run_service(name: str, settings: Settings | None = None) -> int:
     settings = (settings or load_settings()).require_urls()
     configure_logging(name, settings.log_level, settings.log_json)
-    module = importlib.import_module(f"services.{name}.app")
-    asyncio.run(module.build_host(settings).run())
+    uvloop.run(builder(name)(settings).run())
     return 0
 
 
@@ -133,7 +132,9 @@ def _plan_children(system: LocalSystem, env: dict[str, str]) -> None:
             port = free_port()
             child_env["HEALTH_PORT"] = str(port)
             ready_urls.append(f"http://127.0.0.1:{port}/readyz")
-        system.children.append(Child(name, [python, "-m", f"services.{name}"], child_env))
+        system.children.append(
+            Child(name, [python, "-m", "services.cli", "service", name], child_env)
+        )
     system.runtime["ingress_url"] = f"http://127.0.0.1:{settings.ingress_port}"
 
 

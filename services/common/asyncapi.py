@@ -3,7 +3,7 @@ does), kept in `docs/asyncapi/` and checked by a test so the documents never dri
 
 from __future__ import annotations
 
-import importlib
+import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -11,20 +11,26 @@ from typing import Any
 from faststream.specification import AsyncAPI
 
 from services.common.settings import Settings
+from services.registry import SERVICES, builder
 
-DOCUMENTED = ("identity", "ingress", "notifier")
+DOCUMENTED = tuple(SERVICES)
 
 
 def document(service: str) -> dict[str, Any]:
-    module = importlib.import_module(f"services.{service}.app")
-    host = module.build_host(Settings())  # builds the broker only; nothing connects
+    build = builder(service)
+    host = build(Settings())  # builds the broker only; nothing connects
     spec = AsyncAPI(
         host.broker,
         title=f"vaksin {service}",
         version="0.1.0",
-        description=(module.__doc__ or "").strip(),
+        description=inspect.cleandoc(build.__doc__ or _module_doc(build)),
     ).to_specification()
     return spec.to_jsonable()
+
+
+def _module_doc(obj: object) -> str:
+    module = inspect.getmodule(obj)
+    return (module.__doc__ or "") if module else ""
 
 
 def render(service: str) -> str:

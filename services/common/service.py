@@ -4,6 +4,7 @@ in the right order. `run()` is what `vaksin service <name>` calls; tests use `st
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from collections.abc import Awaitable, Callable
 
@@ -31,6 +32,8 @@ def make_broker(settings: Settings, name: str, *routers: NatsRouter) -> NatsBrok
         ack_policy=AckPolicy.NACK_ON_ERROR,
         graceful_timeout=10.0,
         logger=structlog.get_logger(f"faststream.{name}"),
+        # "Received"/"Processed" for every message: useful when debugging, a flood otherwise.
+        log_level=logging.DEBUG,
         routers=routers,
         max_reconnect_attempts=-1,
     )
@@ -49,6 +52,7 @@ class ServiceHost:
         extra_ready: dict[str, ReadyCheck] | None = None,
         on_startup: list[Hook] | None = None,
         on_shutdown: list[Hook] | None = None,
+        uses_postgres: bool = True,
     ) -> None:
         self.name = name
         self.settings = settings
@@ -61,6 +65,7 @@ class ServiceHost:
         # on_shutdown hooks run after the broker has stopped.
         self.on_startup = on_startup or []
         self.on_shutdown = on_shutdown or []
+        self.uses_postgres = uses_postgres
         self.pool: asyncpg.Pool | None = None
         self.relay: OutboxRelay | None = None
         self.web_app = web.Application(client_max_size=3 * 1024 * 1024)
@@ -68,10 +73,11 @@ class ServiceHost:
 
     async def start(self) -> None:
         settings = self.settings.require_urls()
-        self.pool = await create_pool(settings.database_url or "")
-        self.broker.context.set_global("pool", self.pool)
+        if self.uses_postgres:
+            self.pool = await create_pool(settings.database_url or "")
+            self.broker.context.set_global("pool", self.pool)
         self.broker.context.set_global("settings", settings)
-        if self.outbox_schema:
+        if self.outbox_schema and self.pool:
             self.relay = OutboxRelay(self.pool, self.broker, self.outbox_schema)
             self.broker.context.set_global("outbox", self.relay)
         for hook in self.on_startup:
@@ -81,7 +87,9 @@ class ServiceHost:
         await self.broker.connection.flush(timeout=5)
         if self.relay:
             self.relay.start()
-        checks: dict[str, ReadyCheck] = {"nats": self._nats_ready, "postgres": self._pg_ready}
+        checks: dict[str, ReadyCheck] = {"nats": self._nats_ready}
+        if self.pool:
+            checks["postgres"] = self._pg_ready
         checks.update(self.extra_ready)
         for i, url in enumerate(u for u in settings.readyz_depends.split(",") if u.strip()):
             checks[f"depends_{i}"] = http_ready_check(url.strip())

@@ -1,10 +1,12 @@
-"""Wiring of the ingress process: the webhook edge and the dialog engine share one broker."""
+"""Wiring of the ingress's two processes: the webhook edge (`vaksin service ingress`: HTTP in,
+JetStream out, no database, so it acknowledges Meta in about a millisecond) and the dialog engine
+(`vaksin service dialog`: consumes WA_INBOUND, talks to the domain services, replies through the
+outbox). They scale separately: the edge with HTTP traffic, the dialog with consumer lag."""
 
 from __future__ import annotations
 
-from faststream.nats import NatsBroker
-
 from services.common.contracts.notifier import SendMessage
+from services.common.contracts.streams import NOTIFIER, WA_INBOUND
 from services.common.contracts.subjects import (
     NOTIFIER_CMD_SEND,
     WA_INBOUND_MESSAGE,
@@ -14,47 +16,61 @@ from services.common.contracts.whatsapp import DeliveryStatus, InboundMessage
 from services.common.periodic import periodic
 from services.common.service import ServiceHost, make_broker
 from services.common.settings import Settings
-from services.ingress.handlers import build_router
+from services.ingress.handlers import build_router, jakarta_today
 from services.ingress.http import add_webhook_routes
 from services.ingress.repository import purge_processed
 
 HOUR = 3600.0
+DIALOG_HEALTH_PORT = 8086
 
 
-def _declare_outputs(broker: NatsBroker) -> None:
-    """What the ingress publishes, for its AsyncAPI document (sent through `broker.publish` with
-    per-partition subjects and the outbox, so these objects only describe the channels)."""
+def build_host(settings: Settings) -> ServiceHost:
+    """The webhook edge."""
+    broker = make_broker(settings, "ingress")
+    # Declared publishers: they document the channels and make the edge declare WA_INBOUND, so
+    # it can accept webhooks before any consumer has started.
     broker.publisher(
         WA_INBOUND_MESSAGE,
+        stream=WA_INBOUND,
         title="inbound-message",
         schema=InboundMessage,
         description="A user's message; partition = crc32(wa_id) % DIALOG_PARTITIONS",
     )
     broker.publisher(
         WA_INBOUND_STATUS,
+        stream=WA_INBOUND,
         title="inbound-status",
         schema=DeliveryStatus,
         description="Delivery status of a message we sent",
     )
-    broker.publisher(
-        NOTIFIER_CMD_SEND,
-        title="send",
-        schema=SendMessage,
-        description="A reply, via the ingress outbox; partitioned like the inbound",
-    )
-
-
-def build_host(settings: Settings) -> ServiceHost:
-    broker = make_broker(settings, "ingress", build_router(settings))
-    _declare_outputs(broker)
-    start_purge, stop_purge = periodic("purge-processed-messages", purge_processed, HOUR)
     return ServiceHost(
         "ingress",
         settings,
         broker,
         port=settings.ingress_port,
-        outbox_schema="ingress",
         add_routes=lambda web_app: add_webhook_routes(web_app, broker, settings),
+        uses_postgres=False,
+    )
+
+
+def build_dialog_host(settings: Settings) -> ServiceHost:
+    """The dialog engine."""
+    broker = make_broker(settings, "dialog", build_router(settings))
+    broker.context.set_global("clock", jakarta_today)
+    broker.publisher(
+        NOTIFIER_CMD_SEND,
+        stream=NOTIFIER,
+        title="send",
+        schema=SendMessage,
+        description="A reply, through the outbox; partitioned by recipient like the inbound",
+    )
+    start_purge, stop_purge = periodic("purge-processed-messages", purge_processed, HOUR)
+    return ServiceHost(
+        "dialog",
+        settings,
+        broker,
+        port=settings.health_port or DIALOG_HEALTH_PORT,
+        outbox_schema="ingress",
         on_startup=[start_purge],
         on_shutdown=[stop_purge],
     )

@@ -6,7 +6,9 @@ message id, the new conversation state and the replies (outbox) commit together 
 from __future__ import annotations
 
 import re
-from typing import Annotated, TypeVar
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Annotated
 
 import asyncpg
 import structlog
@@ -22,10 +24,18 @@ from services.common.contracts.identity import (
     VerifyResult,
 )
 from services.common.contracts.notifier import OutboundMessage, SendMessage
+from services.common.contracts.screening import (
+    EvaluateRequest,
+    EvaluateResult,
+    Questionnaire,
+    QuestionnaireRequest,
+)
 from services.common.contracts.streams import NOTIFIER, WA_INBOUND
 from services.common.contracts.subjects import (
     IDENTITY_RPC_NUMBER_STATUS,
     IDENTITY_RPC_VERIFY,
+    SCREENING_RPC_EVALUATE,
+    SCREENING_RPC_QUESTIONNAIRE,
     WA_INBOUND_MESSAGE,
     send_subject,
 )
@@ -35,6 +45,7 @@ from services.common.outbox import OutboxRelay
 from services.common.settings import Settings
 from services.ingress import dialog
 from services.ingress import repository as repo
+from services.ingress.dialog.model import WIB
 from services.ingress.metrics import DIALOG_DUPLICATES, DIALOG_GIVEN_UP, DIALOG_TURNS
 
 log = structlog.get_logger(__name__)
@@ -46,33 +57,41 @@ RPC_TIMEOUT = 5.0
 Broker = Annotated[NatsBroker, Context("broker")]
 AppSettings = Annotated[Settings, Context("settings")]
 Relay = Annotated[OutboxRelay, Context("outbox")]
-Reply = TypeVar("Reply", bound=BaseModel)
+# The date rules apply to: Jakarta's today, replaceable in tests that replay January 2021.
+Clock = Annotated[Callable[[], date], Context("clock")]
 
 
-async def _rpc(broker: NatsBroker, request: BaseModel, subject: str, reply: type[Reply]) -> Reply:
+# Every request the dialog may ask, with where it goes and what comes back.
+ROUTES: dict[type[BaseModel], tuple[str, type[BaseModel]]] = {
+    NumberStatusRequest: (IDENTITY_RPC_NUMBER_STATUS, NumberStatus),
+    VerifyRequest: (IDENTITY_RPC_VERIFY, VerifyResult),
+    QuestionnaireRequest: (SCREENING_RPC_QUESTIONNAIRE, Questionnaire),
+    EvaluateRequest: (SCREENING_RPC_EVALUATE, EvaluateResult),
+}
+MAX_ASKS_PER_TURN = 5  # a turn asks at most verify -> questionnaire; more means a loop
+
+
+async def _ask(broker: NatsBroker, request: BaseModel) -> BaseModel:
+    subject, reply = ROUTES[type(request)]
     response = await broker.request(request, subject, timeout=RPC_TIMEOUT)
     return reply.model_validate(await response.decode())
 
 
+def jakarta_today() -> date:
+    return datetime.now(WIB).date()
+
+
 async def _decide(
-    conv: dialog.Conversation, user: dialog.UserInput, message: InboundMessage, broker: NatsBroker
+    conv: dialog.Conversation, message: InboundMessage, broker: NatsBroker, today: date
 ) -> dialog.Turn:
-    wa_id = message.wa_id
-    decision = dialog.handle(conv, user)
-    if isinstance(decision, dialog.NeedNumberStatus):
-        status = await _rpc(
-            broker, NumberStatusRequest(wa_id=wa_id), IDENTITY_RPC_NUMBER_STATUS, NumberStatus
-        )
-        return dialog.after_number_status(conv, status)
-    if isinstance(decision, dialog.NeedVerify):
-        result = await _rpc(
-            broker,
-            VerifyRequest(wa_id=wa_id, suffix=decision.suffix, request_id=message.wamid),
-            IDENTITY_RPC_VERIFY,
-            VerifyResult,
-        )
-        return dialog.after_verify(conv, result)
-    return decision
+    user = dialog.UserInput(message.text or "", message.reply_id, message.type)
+    ctx = dialog.Context(today=today)
+    decision = dialog.handle(conv, user, wa_id=message.wa_id, request_id=message.wamid, ctx=ctx)
+    for _ in range(MAX_ASKS_PER_TURN):
+        if isinstance(decision, dialog.Turn):
+            return decision
+        decision = decision.then(await _ask(broker, decision.request))
+    raise RuntimeError("dialog asked too many questions in one turn")
 
 
 async def _enqueue_replies(
@@ -94,18 +113,18 @@ async def on_inbound_message(
     broker: Broker,
     settings: AppSettings,
     relay: Relay,
+    clock: Clock,
 ) -> None:
     if not _REPLYABLE.match(message.wa_id):
         log.info("ignoring message from a sender we cannot answer", type=message.type)
         return
-    user = dialog.UserInput(message.text or "", message.reply_id, message.type)
     try:
         async with pool.acquire() as conn, conn.transaction():
             if not await repo.mark_processed(conn, message.wamid):
                 DIALOG_DUPLICATES.inc()
                 return
             conv = await repo.load_conversation(conn, message.wa_id)
-            turn = await _decide(conv, user, message, broker)
+            turn = await _decide(conv, message, broker, clock())
             await repo.save_conversation(conn, message.wa_id, turn.conversation)
             await _enqueue_replies(conn, message, turn.replies, settings)
     except Exception:

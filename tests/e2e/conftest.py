@@ -10,6 +10,7 @@ import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import aiohttp
@@ -21,9 +22,19 @@ from services.common.settings import Settings
 from services.devtools.fake_graph import FakeGraph
 from services.identity.app import build_host as build_identity
 from services.identity.registry_import import import_registry_file
+from services.ingress.app import build_dialog_host as build_dialog
 from services.ingress.app import build_host as build_ingress
 from services.ingress.webhook import sign
 from services.notifier.app import build_host as build_notifier
+from services.screening.app import build_host as build_screening
+
+BUILDERS = {
+    "identity": build_identity,
+    "screening": build_screening,
+    "notifier": build_notifier,
+    "dialog": build_dialog,
+    "ingress": build_ingress,
+}
 
 _counter = itertools.count(1)
 
@@ -83,6 +94,7 @@ class System:
     fake: FakeGraph
     http: aiohttp.ClientSession
     hosts: dict[str, ServiceHost] = field(default_factory=dict)
+    today: date | None = None
 
     @property
     def webhook(self) -> str:
@@ -127,13 +139,15 @@ class System:
 
     async def restart(self, name: str) -> None:
         await self.hosts[name].stop()
-        builders = {
-            "identity": build_identity,
-            "notifier": build_notifier,
-            "ingress": build_ingress,
-        }
-        self.hosts[name] = builders[name](self.hosts[name].settings)
+        self.hosts[name] = BUILDERS[name](self.hosts[name].settings)
+        if name == "dialog" and self.today is not None:
+            self.set_today(self.today)
         await self.hosts[name].start()
+
+    def set_today(self, today: date) -> None:
+        """Replay the conversation on another date (e.g. January 2021, for that rule set)."""
+        self.today = today
+        self.hosts["dialog"].broker.context.set_global("clock", lambda: today)
 
     async def register(self, *people: Person, tmp: Path) -> None:
         path = tmp / f"registry-{next(_counter)}.csv"
@@ -162,17 +176,14 @@ async def system(settings: Settings) -> AsyncIterator[System]:
         update={"whatsapp_api_base": base, "ingress_port": free_port()}
     )
     hosts = {
-        "identity": build_identity(configured.model_copy(update={"health_port": free_port()})),
-        "notifier": build_notifier(configured.model_copy(update={"health_port": free_port()})),
-        "ingress": build_ingress(configured),
+        name: build(configured.model_copy(update={"health_port": free_port()}))
+        for name, build in BUILDERS.items()
     }
-    started: list[ServiceHost] = []
     async with aiohttp.ClientSession() as http:
         system = System(configured, fake, http, hosts)
         try:
             for host in hosts.values():
                 await host.start()
-                started.append(host)
             yield system
         finally:
             for host in reversed(list(system.hosts.values())):

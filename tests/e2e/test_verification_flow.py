@@ -109,7 +109,7 @@ async def test_duplicate_webhook_delivery_gives_one_reply(system: System) -> Non
         type="text",
         text="VAKSIN",
     )
-    broker = system.hosts["ingress"].broker
+    broker = system.hosts["dialog"].broker
     await broker.publish(
         inbound,
         inbound_message_subject(phone, system.settings.dialog_partitions),
@@ -143,7 +143,7 @@ async def test_restart_of_the_dialog_service_resumes_the_conversation(
     await system.register(nakes, tmp=tmp_path)
     await system.turn(nakes.phone, "VAKSIN")
     await system.turn(nakes.phone, reply_id="nakes.yes")
-    await system.restart("ingress")
+    await system.restart("dialog")
     assert "terverifikasi" in body_of(await system.turn(nakes.phone, nakes.suffix))
 
 

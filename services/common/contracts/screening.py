@@ -34,17 +34,23 @@ class QuestionnaireRequest(BaseModel):
 
 
 class Questionnaire(BaseModel):
-    rule_set_id: str
-    vaccine: str
-    effective_from: date
+    rule_set_id: str = ""
+    vaccine: str = ""
+    effective_from: date | None = None
     lang: str
     summary: str = Field(
+        default="",
         max_length=1024,
         description="one message listing every top-level condition, for 'none of these apply'",
     )
-    questions: list[Question]
+    questions: list[Question] = Field(default_factory=list)
     on_site_checks: list[str] = Field(
         default_factory=list, description="measured at the facility, never asked in chat"
+    )
+    error: str | None = Field(
+        default=None,
+        description="set when refused (`code: detail`, e.g. `no_rule_set: ...`); "
+        "the other fields are then empty",
     )
 
 

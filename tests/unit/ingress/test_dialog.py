@@ -2,40 +2,117 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 
-from services.common.contracts.identity import NumberStatus, VerifyOutcome, VerifyResult
+from services.common.contracts.identity import (
+    NumberStatus,
+    NumberStatusRequest,
+    VerifyOutcome,
+    VerifyRequest,
+    VerifyResult,
+)
 from services.common.contracts.notifier import ButtonsMessage, TextMessage
+from services.common.contracts.screening import (
+    EvaluateRequest,
+    EvaluateResult,
+    Question,
+    QuestionKind,
+    Questionnaire,
+    QuestionnaireRequest,
+    ScreeningOutcome,
+)
 from services.ingress.catalog import LANGUAGES, catalog
 from services.ingress.dialog import (
+    Ask,
+    Context,
     Conversation,
-    NeedNumberStatus,
-    NeedVerify,
+    Decision,
     Step,
     Turn,
     UserInput,
-    after_number_status,
-    after_verify,
     busy,
     handle,
 )
+from services.ingress.dialog.screening import next_question, parse_past_date
 
+WA_ID = "6281200000001"
+CTX = Context(today=date(2021, 1, 20))
 ASKED_NAKES = Conversation(Step.ASK_NAKES)
 ASKED_SUFFIX = Conversation(Step.ASK_SUFFIX)
+VERIFIED_RESULT = VerifyResult(
+    outcome=VerifyOutcome.VERIFIED,
+    person_id="p1",
+    masked_name="S*** R********",
+    masked_nik="320101**********",
+    profession="perawat",
+    facility_code="F001",
+    birth_date=date(1985, 7, 5),
+    sex="F",
+)
+QUESTIONNAIRE = Questionnaire(
+    rule_set_id="coronavac-test",
+    vaccine="CoronaVac",
+    effective_from=date(2021, 1, 1),
+    lang="id",
+    summary="1. Hamil\n2. Pernah COVID-19\n3. Diabetes",
+    questions=[
+        Question(id="pregnant", text="Apakah Anda sedang hamil?", short="Hamil"),
+        Question(id="covid", text="Pernah terkonfirmasi COVID-19?", short="Pernah COVID-19"),
+        Question(
+            id="covid_recovered",
+            kind=QuestionKind.DATE,
+            text="Kapan Anda sembuh?",
+            short="Tanggal sembuh",
+            ask_if={"covid": True},
+        ),
+        Question(id="diabetes", text="Apakah Anda menderita diabetes?", short="Diabetes"),
+        Question(
+            id="diabetes_controlled",
+            text="Apakah diabetes Anda terkontrol?",
+            short="Diabetes terkontrol",
+            ask_if={"diabetes": True},
+        ),
+    ],
+    on_site_checks=["suhu tubuh", "tekanan darah"],
+)
 
 
-def turn(
-    conv: Conversation, text: str = "", reply_id: str | None = None, type_: str = "text"
-) -> Turn:
-    decision = handle(conv, UserInput(text, reply_id, type_))
+def decide(conv: Conversation, text: str = "", reply_id: str | None = None,
+           type_: str = "text", ctx: Context = CTX) -> Decision:  # fmt: skip
+    return handle(
+        conv, UserInput(text, reply_id, type_), wa_id=WA_ID, request_id="wamid.1", ctx=ctx
+    )
+
+
+def turn(conv: Conversation, text: str = "", reply_id: str | None = None, type_: str = "text",
+         ctx: Context = CTX) -> Turn:  # fmt: skip
+    decision = decide(conv, text, reply_id, type_, ctx)
     assert isinstance(decision, Turn), decision
     return decision
 
 
+def answer(decision: Decision, request_type: type, reply: object) -> Decision:
+    assert isinstance(decision, Ask), decision
+    assert isinstance(decision.request, request_type), decision.request
+    return decision.then(reply)
+
+
 def bodies(t: Turn) -> str:
     return "\n".join(r.body for r in t.replies)
+
+
+def screening_summary() -> Conversation:
+    """A verified user looking at the conditions list."""
+    decision = decide(ASKED_SUFFIX, "850001")
+    decision = answer(decision, VerifyRequest, VERIFIED_RESULT)
+    t = answer(decision, QuestionnaireRequest, QUESTIONNAIRE)
+    assert isinstance(t, Turn) and t.conversation.step == Step.SCREENING_SUMMARY
+    return t.conversation
+
+
+# --- keyword and the health-worker question ------------------------------------------------
 
 
 @pytest.mark.parametrize("keyword", ["VAKSIN", "vaksin", " Vaksin ", "DAFTAR", "menu", "vaksin!"])
@@ -52,7 +129,8 @@ def test_keyword_starts_with_health_worker_question(keyword: str) -> None:
     [("", "nakes.yes"), ("ya", None), ("Y", None), ("iya", None), ("1", None), ("Yes", None)],
 )
 def test_yes_in_any_form_asks_identity_about_the_number(text: str, reply_id: str | None) -> None:
-    assert isinstance(handle(ASKED_NAKES, UserInput(text, reply_id)), NeedNumberStatus)
+    decision = decide(ASKED_NAKES, text, reply_id)
+    assert isinstance(decision, Ask) and decision.request == NumberStatusRequest(wa_id=WA_ID)
 
 
 @pytest.mark.parametrize(
@@ -75,27 +153,33 @@ def test_other_answer_to_health_worker_question_reprompts_with_buttons() -> None
 
 
 def test_listed_number_is_asked_for_suffix() -> None:
-    t = after_number_status(ASKED_NAKES, NumberStatus(listed=True))
-    assert t.conversation.step == Step.ASK_SUFFIX
+    t = answer(decide(ASKED_NAKES, "ya"), NumberStatusRequest, NumberStatus(listed=True))
+    assert isinstance(t, Turn) and t.conversation.step == Step.ASK_SUFFIX
     assert "6 digit terakhir NIK" in bodies(t)
 
 
 def test_unlisted_number_is_told_where_to_get_registered() -> None:
-    t = after_number_status(ASKED_NAKES, NumberStatus(listed=False))
-    assert t.conversation.step == Step.IDLE
+    t = answer(decide(ASKED_NAKES, "ya"), NumberStatusRequest, NumberStatus(listed=False))
+    assert isinstance(t, Turn) and t.conversation.step == Step.IDLE
     assert "119 ext 9" in bodies(t) and "vaksin@pedulilindungi.id" in bodies(t)
 
 
 def test_locked_number_is_told_until_when_in_jakarta_time() -> None:
     until = datetime(2026, 1, 14, 3, 30, tzinfo=UTC)
-    t = after_number_status(ASKED_NAKES, NumberStatus(listed=True, locked_until=until))
-    assert t.conversation.step == Step.IDLE
+    status = NumberStatus(listed=True, locked_until=until)
+    t = answer(decide(ASKED_NAKES, "ya"), NumberStatusRequest, status)
+    assert isinstance(t, Turn) and t.conversation.step == Step.IDLE
     assert "14-01-2026 10:30" in bodies(t) and "119 ext 9" in bodies(t)
 
 
+# --- the NIK suffix --------------------------------------------------------------------------
+
+
 @pytest.mark.parametrize("typed", ["850001", "85 0001", "850-001", " 850001 "])
-def test_six_digits_in_any_spacing_are_verified(typed: str) -> None:
-    assert handle(ASKED_SUFFIX, UserInput(typed)) == NeedVerify("850001")
+def test_six_digits_in_any_spacing_are_verified_with_the_message_id(typed: str) -> None:
+    decision = decide(ASKED_SUFFIX, typed)
+    assert isinstance(decision, Ask)
+    assert decision.request == VerifyRequest(wa_id=WA_ID, suffix="850001", request_id="wamid.1")
 
 
 @pytest.mark.parametrize("typed", ["85000", "8500011", "abcdef", "", "85000a"])
@@ -112,40 +196,199 @@ def test_full_nik_is_refused_and_never_echoed() -> None:
     assert "jangan kirim NIK lengkap" in bodies(t)
 
 
-def test_verified_shows_masked_identity_and_remembers_it() -> None:
-    result = VerifyResult(
-        outcome=VerifyOutcome.VERIFIED,
-        person_id="p1",
-        masked_name="S*** R***",
-        masked_nik="320101**********",
-        profession="perawat",
-        facility_code="F001",
+def test_verified_shows_masked_identity_then_the_screening_in_the_same_turn() -> None:
+    decision = answer(decide(ASKED_SUFFIX, "850001"), VerifyRequest, VERIFIED_RESULT)
+    assert isinstance(decision, Ask) and decision.request == QuestionnaireRequest(
+        lang="id", on=CTX.today
     )
-    t = after_verify(ASKED_SUFFIX, result)
-    assert t.conversation.step == Step.VERIFIED
-    text = bodies(t)
-    assert "S*** R***" in text and "320101**********" in text and "F001" in text
-    again = turn(t.conversation, "VAKSIN")
-    assert again.conversation.step == Step.VERIFIED
-    assert "S*** R***" in bodies(again)
+    t = decision.then(QUESTIONNAIRE)
+    assert isinstance(t, Turn) and t.conversation.step == Step.SCREENING_SUMMARY
+    verified, summary = t.replies
+    assert "S*** R********" in verified.body and "320101**********" in verified.body
+    assert isinstance(summary, ButtonsMessage) and "Pernah COVID-19" in summary.body
+    assert [b.id for b in summary.buttons] == ["scr.none", "scr.some"]
+    assert t.conversation.data["birth_date"] == "1985-07-05"
+    assert t.conversation.data["person_id"] == "p1"
 
 
 def test_mismatch_keeps_asking_and_says_attempts_left() -> None:
-    t = after_verify(ASKED_SUFFIX, VerifyResult(outcome=VerifyOutcome.MISMATCH, attempts_left=3))
-    assert t.conversation == ASKED_SUFFIX
+    result = VerifyResult(outcome=VerifyOutcome.MISMATCH, attempts_left=3)
+    t = answer(decide(ASKED_SUFFIX, "000000"), VerifyRequest, result)
+    assert isinstance(t, Turn) and t.conversation == ASKED_SUFFIX
     assert "Sisa percobaan: 3" in bodies(t)
 
 
 def test_lock_during_verification_ends_the_attempts() -> None:
     until = datetime(2026, 1, 15, 0, 0, tzinfo=UTC)
-    t = after_verify(ASKED_SUFFIX, VerifyResult(outcome=VerifyOutcome.LOCKED, locked_until=until))
-    assert t.conversation.step == Step.IDLE
+    result = VerifyResult(outcome=VerifyOutcome.LOCKED, locked_until=until)
+    t = answer(decide(ASKED_SUFFIX, "000000"), VerifyRequest, result)
+    assert isinstance(t, Turn) and t.conversation.step == Step.IDLE
     assert "15-01-2026 07:00" in bodies(t)
 
 
 def test_not_listed_at_verification() -> None:
-    t = after_verify(ASKED_SUFFIX, VerifyResult(outcome=VerifyOutcome.NOT_LISTED))
-    assert t.conversation.step == Step.IDLE and "119 ext 9" in bodies(t)
+    result = VerifyResult(outcome=VerifyOutcome.NOT_LISTED)
+    t = answer(decide(ASKED_SUFFIX, "000000"), VerifyRequest, result)
+    assert isinstance(t, Turn) and t.conversation.step == Step.IDLE and "119 ext 9" in bodies(t)
+
+
+# --- screening -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "reply_id"),
+    [("", "scr.none"), ("tidak ada", None), ("1", None), ("tidak", None), ("None", None)],
+)
+def test_none_apply_is_one_turn_with_every_top_level_answer_no(
+    text: str, reply_id: str | None
+) -> None:
+    decision = decide(screening_summary(), text, reply_id)
+    assert isinstance(decision, Ask) and isinstance(decision.request, EvaluateRequest)
+    request = decision.request
+    assert request.answers == {"pregnant": False, "covid": False, "diabetes": False}
+    assert (request.person_id, request.rule_set_id, request.request_id) == (
+        "p1",
+        "coronavac-test",
+        "wamid.1",
+    )
+    assert request.birth_date == date(1985, 7, 5) and request.on == CTX.today
+    result = EvaluateResult(
+        screening_id="s1",
+        rule_set_id="coronavac-test",
+        outcome=ScreeningOutcome.ELIGIBLE,
+        on_site_checks=["suhu tubuh"],
+    )
+    t = decision.then(result)
+    assert isinstance(t, Turn) and t.conversation.step == Step.ELIGIBLE
+    assert "*dapat* melanjutkan" in bodies(t) and "suhu tubuh" in bodies(t)
+
+
+def test_some_apply_walks_questions_with_follow_ups_only_where_relevant() -> None:
+    conv = screening_summary()
+    t = turn(conv, "", "scr.some")
+    assert t.conversation.data["current"] == "pregnant"
+    assert isinstance(t.replies[0], ButtonsMessage)
+    assert [b.id for b in t.replies[0].buttons] == ["scr.yes", "scr.no"]
+    t = turn(t.conversation, "tidak")  # pregnant: no
+    assert t.conversation.data["current"] == "covid"
+    t = turn(t.conversation, "", "scr.yes")  # covid: yes -> the date follow-up
+    assert t.conversation.data["current"] == "covid_recovered"
+    assert "HH-BB-TTTT" in bodies(t)
+    t = turn(t.conversation, "31-13-2020")  # not a date: asked again
+    assert t.conversation.data["current"] == "covid_recovered" and "format" in bodies(t)
+    t = turn(t.conversation, "15/11/2020")
+    assert t.conversation.data["current"] == "diabetes"
+    decision = decide(t.conversation, "n")  # diabetes: no -> its follow-up is skipped
+    assert isinstance(decision, Ask) and isinstance(decision.request, EvaluateRequest)
+    assert decision.request.answers == {
+        "pregnant": False,
+        "covid": True,
+        "covid_recovered": date(2020, 11, 15),
+        "diabetes": False,
+    }
+    result = EvaluateResult(
+        screening_id="s2",
+        rule_set_id="coronavac-test",
+        outcome=ScreeningOutcome.POSTPONE,
+        rescreen_on=date(2021, 2, 15),
+        reason_texts=["Sembuh dari COVID-19 kurang dari 3 bulan"],
+    )
+    done = decision.then(result)
+    assert isinstance(done, Turn) and done.conversation.step == Step.POSTPONED
+    recap, outcome = done.replies
+    assert "Pernah COVID-19: Ya" in recap.body and "Tanggal sembuh: 15-11-2020" in recap.body
+    assert "Hamil" not in recap.body
+    assert "*ditunda*" in outcome.body and "15-02-2021" in outcome.body
+
+
+def test_a_question_answered_with_something_else_is_asked_again() -> None:
+    asking = turn(screening_summary(), "", "scr.some").conversation
+    t = turn(asking, "mungkin")
+    assert t.conversation == asking
+    assert "Ya atau Tidak" in t.replies[0].body
+
+
+def test_not_eligible_and_refer_outcomes_say_what_to_do() -> None:
+    for outcome, step, words in [
+        (ScreeningOutcome.NOT_ELIGIBLE, Step.NOT_ELIGIBLE, "konsultasi"),
+        (ScreeningOutcome.REFER, Step.REFERRED, "rumah sakit"),
+    ]:
+        decision = decide(screening_summary(), "", "scr.none")
+        result = EvaluateResult(rule_set_id="r", outcome=outcome, reason_texts=["Hamil"])
+        t = answer(decision, EvaluateRequest, result)
+        assert isinstance(t, Turn) and t.conversation.step == step
+        assert words in bodies(t).lower() and "Hamil" in bodies(t)
+
+
+def test_postponed_user_rescreens_only_from_the_date() -> None:
+    postponed = Conversation(Step.POSTPONED, data={"rescreen_on": "2021-02-15", "person_id": "p1"})
+    early = turn(postponed, "VAKSIN")
+    assert early.conversation == postponed and "15-02-2021" in bodies(early)
+    decision = decide(postponed, "VAKSIN", ctx=Context(today=date(2021, 2, 15)))
+    assert isinstance(decision, Ask) and isinstance(decision.request, QuestionnaireRequest)
+    assert decision.request.on == date(2021, 2, 15)
+
+
+def test_keyword_mid_screening_resumes_instead_of_losing_answers() -> None:
+    asking = turn(screening_summary(), "", "scr.some").conversation
+    t = turn(asking, "VAKSIN")
+    assert t.conversation == asking
+    assert "hamil" in bodies(t).lower()
+
+
+def test_language_switch_mid_screening_refetches_the_questionnaire() -> None:
+    asking = turn(screening_summary(), "", "scr.some").conversation
+    decision = decide(asking, "EN")
+    assert isinstance(decision, Ask)
+    assert decision.request == QuestionnaireRequest(lang="en", on=CTX.today)
+    english = QUESTIONNAIRE.model_copy(
+        update={
+            "lang": "en",
+            "questions": [
+                q.model_copy(update={"text": f"EN {q.text}"}) for q in QUESTIONNAIRE.questions
+            ],
+        }
+    )
+    t = decision.then(english)
+    assert isinstance(t, Turn) and t.conversation.lang == "en"
+    assert "Language changed to English" in t.replies[0].body
+    assert "EN Apakah Anda sedang hamil?" in t.replies[1].body
+
+
+def test_long_condition_list_is_split_to_respect_the_button_limit() -> None:
+    long = QUESTIONNAIRE.model_copy(update={"summary": "x" * 1000})
+    decision = answer(decide(ASKED_SUFFIX, "850001"), VerifyRequest, VERIFIED_RESULT)
+    t = answer(decision, QuestionnaireRequest, long)
+    assert isinstance(t, Turn)
+    _verified, conditions, question = t.replies
+    assert isinstance(conditions, TextMessage) and "x" * 1000 in conditions.body
+    assert isinstance(question, ButtonsMessage) and len(question.body) <= 1024
+
+
+def test_next_question_skips_follow_ups_whose_condition_fails() -> None:
+    questions = QUESTIONNAIRE.questions
+    assert next_question(questions, {}).id == "pregnant"
+    assert next_question(questions, {"pregnant": False, "covid": False}).id == "diabetes"
+    assert next_question(questions, {"pregnant": False, "covid": False, "diabetes": False}) is None
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [
+        ("15-01-2021", date(2021, 1, 15)),
+        ("1/2/2020", date(2020, 2, 1)),
+        ("2020-12-05", date(2020, 12, 5)),
+        ("29-02-2021", None),
+        ("01-02-2022", None),
+        ("kemarin", None),
+        ("1899-01-01", None),
+    ],
+)
+def test_typed_dates(typed: str, expected: date | None) -> None:
+    assert parse_past_date(typed, CTX.today) == expected
+
+
+# --- commands anywhere -----------------------------------------------------------------------
 
 
 def test_help_answers_with_hotline_and_resumes_the_pending_question() -> None:
@@ -166,8 +409,9 @@ def test_english_on_request_and_back() -> None:
 
 def test_english_user_gets_english_throughout() -> None:
     conv = Conversation(Step.ASK_SUFFIX, "en")
-    t = after_verify(conv, VerifyResult(outcome=VerifyOutcome.MISMATCH, attempts_left=4))
-    assert "Attempts left: 4" in bodies(t)
+    result = VerifyResult(outcome=VerifyOutcome.MISMATCH, attempts_left=4)
+    t = answer(decide(conv, "000000"), VerifyRequest, result)
+    assert isinstance(t, Turn) and "Attempts left: 4" in bodies(t)
 
 
 def test_unknown_message_when_idle_gets_short_help_not_silence() -> None:
@@ -187,10 +431,18 @@ def test_reactions_and_system_notices_are_not_answered(kind: str) -> None:
     assert t.replies == [] and t.conversation == ASKED_SUFFIX
 
 
-def test_status_and_booking_commands_before_any_booking() -> None:
+def test_status_and_booking_commands() -> None:
     assert "belum memulai" in bodies(turn(Conversation(), "STATUS"))
     assert "belum selesai" in bodies(turn(ASKED_SUFFIX, "status"))
     assert "belum memiliki jadwal" in bodies(turn(Conversation(), "BATAL"))
+    postponed = Conversation(Step.POSTPONED, data={"rescreen_on": "2021-02-15"})
+    assert "15-02-2021" in bodies(turn(postponed, "STATUS"))
+
+
+def test_eligible_user_writing_the_keyword_is_told_what_comes_next() -> None:
+    eligible = Conversation(Step.ELIGIBLE, data={"name": "S*** R***", "facility": "F001"})
+    t = turn(eligible, "VAKSIN")
+    assert t.conversation == eligible and "lolos skrining" in bodies(t)
 
 
 def test_busy_reply_keeps_state() -> None:
@@ -205,6 +457,7 @@ def test_catalogs_have_the_same_keys_and_placeholders() -> None:
         assert other.keys() == base.keys(), lang
         for key, text in base.items():
             assert sorted(_fields(text)) == sorted(_fields(other[key])), (lang, key)
+        assert all(len(v) <= 20 for k, v in other.items() if k.startswith("btn."))
 
 
 def _fields(text: str) -> list[str]:

@@ -1,0 +1,126 @@
+"""The conversation as a pure state machine: (conversation, what the user sent) -> next decision.
+
+Commands (`VAKSIN`, `BANTUAN`, `STATUS`, `EN`/`ID`, ...) work in every step; otherwise the step
+the user is in decides. Typed words work wherever a button does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date
+
+from services.common.contracts.notifier import OutboundMessage
+from services.ingress.dialog import registration, screening
+from services.ingress.dialog.model import (
+    SILENT_TYPES,
+    Ask,
+    Context,
+    Conversation,
+    Decision,
+    Intent,
+    Step,
+    Turn,
+    UserInput,
+    prepend,
+    text,
+)
+
+__all__ = [
+    "Ask",
+    "Context",
+    "Conversation",
+    "Decision",
+    "Step",
+    "Turn",
+    "UserInput",
+    "busy",
+    "handle",
+]
+
+SCREENING_STEPS = (Step.SCREENING_SUMMARY, Step.SCREENING_QUESTION)
+
+
+def handle(
+    conv: Conversation, user: UserInput, *, wa_id: str, request_id: str, ctx: Context
+) -> Decision:
+    if user.type in SILENT_TYPES:
+        return Turn(conv, [])
+    lang, intent = conv.lang, user.intent
+    if intent in (Intent.LANG_EN, Intent.LANG_ID):
+        switched = replace(conv, lang="en" if intent == Intent.LANG_EN else "id")
+        said = [text(switched.lang, "language_set")]
+        if switched.step in SCREENING_STEPS:
+            return prepend(said, screening.relocalize(switched))
+        return Turn(switched, [*said, *prompt(switched)])
+    if intent == Intent.HELP:
+        return Turn(conv, [text(lang, "help"), *prompt(conv)])
+    if intent == Intent.START:
+        return _start(conv, ctx)
+    if intent == Intent.STATUS:
+        return Turn(conv, [_status(conv), *prompt(conv)])
+    if intent == Intent.BOOKING_COMMAND:
+        return Turn(conv, [text(lang, "no_booking")])
+
+    person_id = str(conv.data.get("person_id", ""))
+    match conv.step:
+        case Step.ASK_NAKES:
+            return registration.on_nakes_answer(conv, user, wa_id)
+        case Step.ASK_SUFFIX:
+            return registration.on_suffix(conv, user, wa_id, request_id, ctx)
+        case Step.SCREENING_SUMMARY:
+            return screening.on_summary_answer(conv, user, person_id, request_id)
+        case Step.SCREENING_QUESTION:
+            return screening.on_question_answer(conv, user, person_id, request_id, ctx)
+    return Turn(conv, [text(lang, "unknown")])
+
+
+def _start(conv: Conversation, ctx: Context) -> Decision:
+    """`VAKSIN`: start, or carry on from wherever the user is."""
+    lang = conv.lang
+    match conv.step:
+        case Step.VERIFIED | Step.NOT_ELIGIBLE | Step.REFERRED:
+            said = [text(lang, "already_verified", **registration.summary(conv))]
+            return prepend(said, screening.begin(conv, ctx))
+        case Step.SCREENING_SUMMARY | Step.SCREENING_QUESTION:
+            return Turn(conv, [text(lang, "resume"), *prompt(conv)])
+        case Step.ELIGIBLE:
+            return Turn(conv, [text(lang, "already_eligible", **registration.summary(conv))])
+        case Step.POSTPONED:
+            rescreen_on = conv.data.get("rescreen_on")
+            if rescreen_on and date.fromisoformat(rescreen_on) > ctx.today:
+                when = date.fromisoformat(rescreen_on).strftime("%d-%m-%Y")
+                return Turn(conv, [text(lang, "still_postponed", date=when)])
+            return screening.begin(conv, ctx)
+    return registration.start(conv)
+
+
+def prompt(conv: Conversation) -> list[OutboundMessage]:
+    """Re-ask what the current step is waiting for (after help, status or a language switch)."""
+    if conv.step == Step.ASK_NAKES:
+        return [registration.ask_nakes(conv.lang, "ask_nakes_again")]
+    if conv.step == Step.ASK_SUFFIX:
+        return [text(conv.lang, "ask_suffix")]
+    return screening.prompt(conv)
+
+
+def _status(conv: Conversation) -> OutboundMessage:
+    lang = conv.lang
+    if conv.step == Step.IDLE:
+        return text(lang, "status_none")
+    if conv.step in (Step.ASK_NAKES, Step.ASK_SUFFIX, *SCREENING_STEPS):
+        return text(lang, "status_pending")
+    key = {
+        Step.VERIFIED: "already_verified",
+        Step.ELIGIBLE: "already_eligible",
+        Step.POSTPONED: "status_postponed",
+        Step.NOT_ELIGIBLE: "status_not_eligible",
+        Step.REFERRED: "status_referred",
+    }[conv.step]
+    rescreen_on = conv.data.get("rescreen_on")
+    when = date.fromisoformat(rescreen_on).strftime("%d-%m-%Y") if rescreen_on else "-"
+    return text(lang, key, date=when, **registration.summary(conv))
+
+
+def busy(conv: Conversation) -> Turn:
+    """What the user hears when their message could not be processed after every retry."""
+    return Turn(conv, [text(conv.lang, "busy")])

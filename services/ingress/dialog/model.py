@@ -1,0 +1,189 @@
+"""The dialog's vocabulary: steps, conversation state, what the user sent, and what a turn does.
+
+A step function is pure: it returns either a `Turn` (the new state and the replies) or an `Ask`
+(a request for another service, and what to do with its answer). The handler performs the request
+and calls `then` with the reply, until it reaches a `Turn`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta, timezone
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel
+
+from services.common.contracts.notifier import Button, ButtonsMessage, OutboundMessage, TextMessage
+from services.ingress.catalog import DEFAULT_LANGUAGE, t
+
+WIB = timezone(timedelta(hours=7))  # Jakarta: the dates users see and rules apply to
+
+
+class Step(StrEnum):
+    IDLE = "idle"  # nothing asked: keywords start things
+    ASK_NAKES = "ask_nakes"  # "are you a health worker?"
+    ASK_SUFFIX = "ask_suffix"  # "last 6 digits of your NIK"
+    VERIFIED = "verified"  # verified, screening not (yet) started
+    SCREENING_SUMMARY = "screening_summary"  # "do any of these conditions apply?"
+    SCREENING_QUESTION = "screening_question"  # one question at a time
+    ELIGIBLE = "eligible"
+    POSTPONED = "postponed"
+    NOT_ELIGIBLE = "not_eligible"
+    REFERRED = "referred"
+
+
+class Intent(StrEnum):
+    START = "start"
+    HELP = "help"
+    STATUS = "status"
+    BOOKING_COMMAND = "booking_command"  # BATAL / UBAH / TIKET: need a booking
+    LANG_ID = "lang_id"
+    LANG_EN = "lang_en"
+    YES = "yes"
+    NO = "no"
+    NONE_APPLY = "none_apply"
+    SOME_APPLY = "some_apply"
+    OTHER = "other"
+
+
+KEYWORDS: dict[str, Intent] = {
+    "vaksin": Intent.START,
+    "vaksinasi": Intent.START,
+    "daftar": Intent.START,
+    "menu": Intent.START,
+    "mulai": Intent.START,
+    "start": Intent.START,
+    "bantuan": Intent.HELP,
+    "help": Intent.HELP,
+    "tolong": Intent.HELP,
+    "status": Intent.STATUS,
+    "cek status": Intent.STATUS,
+    "tiket": Intent.BOOKING_COMMAND,
+    "batal": Intent.BOOKING_COMMAND,
+    "ubah": Intent.BOOKING_COMMAND,
+    "en": Intent.LANG_EN,
+    "english": Intent.LANG_EN,
+    "lang.en": Intent.LANG_EN,
+    "id": Intent.LANG_ID,
+    "indonesia": Intent.LANG_ID,
+    "bahasa": Intent.LANG_ID,
+    "lang.id": Intent.LANG_ID,
+    "ya": Intent.YES,
+    "y": Intent.YES,
+    "iya": Intent.YES,
+    "yes": Intent.YES,
+    "yup": Intent.YES,
+    "benar": Intent.YES,
+    "1": Intent.YES,
+    "nakes.yes": Intent.YES,
+    "scr.yes": Intent.YES,
+    "tidak": Intent.NO,
+    "tdk": Intent.NO,
+    "ga": Intent.NO,
+    "gak": Intent.NO,
+    "enggak": Intent.NO,
+    "bukan": Intent.NO,
+    "no": Intent.NO,
+    "n": Intent.NO,
+    "2": Intent.NO,
+    "nakes.no": Intent.NO,
+    "scr.no": Intent.NO,
+    "scr.none": Intent.NONE_APPLY,
+    "tidak ada": Intent.NONE_APPLY,
+    "none": Intent.NONE_APPLY,
+    "tidak ada yang sesuai": Intent.NONE_APPLY,
+    "none apply": Intent.NONE_APPLY,
+    "scr.some": Intent.SOME_APPLY,
+    "ada": Intent.SOME_APPLY,
+    "some": Intent.SOME_APPLY,
+    "ada yang sesuai": Intent.SOME_APPLY,
+    "some apply": Intent.SOME_APPLY,
+}
+
+# Message types that need no answer: a user's reaction, an edit or deletion, a number change.
+SILENT_TYPES = frozenset({"reaction", "system", "revoke", "edit", "ephemeral"})
+
+_SPACES = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class UserInput:
+    text: str = ""
+    reply_id: str | None = None
+    type: str = "text"
+
+    @property
+    def normalized(self) -> str:
+        return _SPACES.sub(" ", self.text).strip().strip(".!?").lower()
+
+    @property
+    def digits(self) -> str:
+        """The text with the spaces, dots and dashes people put in numbers removed."""
+        return re.sub(r"[\s.\-]", "", self.text)
+
+    @property
+    def intent(self) -> Intent:
+        if self.reply_id and self.reply_id in KEYWORDS:
+            return KEYWORDS[self.reply_id]
+        return KEYWORDS.get(self.normalized, Intent.OTHER)
+
+
+@dataclass(frozen=True)
+class Conversation:
+    step: Step = Step.IDLE
+    lang: str = DEFAULT_LANGUAGE
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def at(self, step: Step, **data: Any) -> Conversation:
+        """This conversation moved to `step`, with `data` merged into what it knows."""
+        return replace(self, step=step, data={**self.data, **data})
+
+
+@dataclass(frozen=True)
+class Turn:
+    conversation: Conversation
+    replies: list[OutboundMessage]
+
+
+@dataclass(frozen=True)
+class Ask:
+    """Ask another service `request`; `then` turns its reply into the next decision."""
+
+    request: BaseModel
+    then: Callable[[Any], Decision]
+
+
+Decision = Turn | Ask
+
+
+def prepend(replies: list[OutboundMessage], decision: Decision) -> Decision:
+    """The same decision, with `replies` sent before whatever it finally says."""
+    if not replies:
+        return decision
+    if isinstance(decision, Turn):
+        return Turn(decision.conversation, [*replies, *decision.replies])
+    return Ask(decision.request, lambda reply: prepend(replies, decision.then(reply)))
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a step knows besides the conversation: the date in Jakarta, for dated rules."""
+
+    today: date
+
+
+def text(lang: str, key: str, **params: object) -> TextMessage:
+    return TextMessage(body=t(lang, key, **params))
+
+
+def buttons(
+    lang: str, key: str, options: list[tuple[str, str]], **params: object
+) -> ButtonsMessage:
+    """A message with reply buttons: (reply id, catalog key of its title)."""
+    return ButtonsMessage(
+        body=t(lang, key, **params),
+        buttons=[Button(id=reply_id, title=t(lang, title)) for reply_id, title in options],
+    )
