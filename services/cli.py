@@ -43,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     docs.add_argument("--out", type=Path, default=Path("docs/asyncapi"))
     fake = sub.add_parser("fake-graph", help="run the local fake WhatsApp Graph API")
     fake.add_argument("--port", type=int, default=0)
+    fake.add_argument("--host", default="127.0.0.1", help="interface to listen on")
     return p
 
 
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "fake-graph":
         from services.devtools.fake_graph import serve_forever
 
-        return serve_forever(args.port)
+        return serve_forever(args.port, args.host)
     if args.command == "docs":
         from services.common.asyncapi import write_all
 

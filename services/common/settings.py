@@ -77,10 +77,10 @@ class Settings(BaseSettings):
                 updates[key] = runtime[key]
         if not os.environ.get("WHATSAPP_API_BASE") and runtime.get("whatsapp_api_base"):
             updates["whatsapp_api_base"] = runtime["whatsapp_api_base"]
-        local = load_local_secrets(self.data_dir)
-        for key in _GENERATED_SECRETS:
-            if not getattr(self, key):
-                updates[key] = local[key]
+        missing = [key for key in _GENERATED_SECRETS if not getattr(self, key)]
+        if missing:  # production gives them all: then nothing is read or written here
+            local = load_local_secrets(self.data_dir)
+            updates.update({key: local[key] for key in missing})
         return self.model_copy(update=updates)
 
     def require_urls(self) -> Settings:

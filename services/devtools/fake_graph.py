@@ -528,12 +528,12 @@ class FakeGraph:
             return None
 
 
-def serve_forever(port: int) -> int:
-    """`vaksin fake-graph`: serve on 127.0.0.1:port (0 = any free port) until SIGINT/SIGTERM."""
-    return asyncio.run(_serve(port))
+def serve_forever(port: int, host: str = "127.0.0.1") -> int:
+    """`vaksin fake-graph`: serve on host:port (0 = any free port) until SIGINT/SIGTERM."""
+    return asyncio.run(_serve(port, host))
 
 
-async def _serve(port: int) -> int:
+async def _serve(port: int, host: str) -> int:
     webhook_url = os.environ.get("FAKE_GRAPH_WEBHOOK_URL") or None
     app_secret = os.environ.get("WHATSAPP_APP_SECRET") or None
     if webhook_url and not app_secret:
@@ -542,7 +542,7 @@ async def _serve(port: int) -> int:
 
         app_secret = load_settings().whatsapp_app_secret
     fake = FakeGraph(webhook_url=webhook_url, app_secret=app_secret)
-    base_url = await fake.start(port)
+    base_url = await fake.start(port, host=host)
     print(base_url, flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

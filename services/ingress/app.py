@@ -5,6 +5,7 @@ outbox). They scale separately: the edge with HTTP traffic, the dialog with cons
 
 from __future__ import annotations
 
+from services.common.clock import jakarta_today
 from services.common.contracts.notifier import SendMessage
 from services.common.contracts.streams import NOTIFIER, WA_INBOUND
 from services.common.contracts.subjects import (
@@ -16,7 +17,7 @@ from services.common.contracts.whatsapp import DeliveryStatus, InboundMessage
 from services.common.periodic import periodic
 from services.common.service import ServiceHost, make_broker
 from services.common.settings import Settings
-from services.ingress.handlers import build_router, jakarta_today
+from services.ingress.handlers import build_router
 from services.ingress.http import add_webhook_routes
 from services.ingress.repository import purge_processed
 

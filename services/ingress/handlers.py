@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated
 
 import asyncpg
@@ -45,7 +45,6 @@ from services.common.outbox import OutboxRelay
 from services.common.settings import Settings
 from services.ingress import dialog
 from services.ingress import repository as repo
-from services.ingress.dialog.model import WIB
 from services.ingress.metrics import DIALOG_DUPLICATES, DIALOG_GIVEN_UP, DIALOG_TURNS
 
 log = structlog.get_logger(__name__)
@@ -75,10 +74,6 @@ async def _ask(broker: NatsBroker, request: BaseModel) -> BaseModel:
     subject, reply = ROUTES[type(request)]
     response = await broker.request(request, subject, timeout=RPC_TIMEOUT)
     return reply.model_validate(await response.decode())
-
-
-def jakarta_today() -> date:
-    return datetime.now(WIB).date()
 
 
 async def _decide(

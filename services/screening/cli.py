@@ -12,10 +12,10 @@ from typing import TextIO
 
 import asyncpg
 
+from services.common.clock import jakarta_today as today_in_indonesia
 from services.common.db import create_pool
 from services.common.settings import Settings
 from services.screening import domain, repository, rules
-from services.screening.handlers import today as today_in_indonesia
 from services.screening.store import ensure_shipped
 
 

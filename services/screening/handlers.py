@@ -11,7 +11,7 @@ but never logged.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime
 from typing import Annotated
 
 import asyncpg
@@ -19,6 +19,7 @@ import structlog
 from faststream import Context
 from faststream.nats import NatsRouter
 
+from services.common.clock import jakarta_today
 from services.common.contracts.screening import (
     EvaluateRequest,
     EvaluateResult,
@@ -36,16 +37,10 @@ from services.screening.store import RuleSetStore
 log = structlog.get_logger(__name__)
 
 QUEUE = "screening"
-# "Today" for a request without a date: Western Indonesian Time, where most users are.
-WIB = timezone(timedelta(hours=7), "WIB")
 UNAVAILABLE = "unavailable: screening is temporarily unavailable, try again"
 
 Store = Annotated[RuleSetStore, Context("rule_sets")]
 Relay = Annotated[OutboxRelay, Context("outbox")]
-
-
-def today() -> date:
-    return datetime.now(WIB).date()
 
 
 async def _rule_set(conn: asyncpg.Connection, store: RuleSetStore, rule_set_id: str) -> RuleSet:
@@ -56,7 +51,7 @@ async def _rule_set(conn: asyncpg.Connection, store: RuleSetStore, rule_set_id: 
 
 
 async def questionnaire(body: QuestionnaireRequest, pool: Pool, store: Store) -> Questionnaire:
-    on = body.on or today()
+    on = body.on or jakarta_today()
     try:
         domain.check_language(body.lang)
         async with pool.acquire() as conn:

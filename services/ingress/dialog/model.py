@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import date, timedelta, timezone
+from datetime import date
 from enum import StrEnum
 from typing import Any
 
@@ -18,8 +18,6 @@ from pydantic import BaseModel
 
 from services.common.contracts.notifier import Button, ButtonsMessage, OutboundMessage, TextMessage
 from services.ingress.catalog import DEFAULT_LANGUAGE, t
-
-WIB = timezone(timedelta(hours=7))  # Jakarta: the dates users see and rules apply to
 
 
 class Step(StrEnum):

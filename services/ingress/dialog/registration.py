@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
+from services.common.clock import WIB
 from services.common.contracts.identity import (
     NumberStatus,
     NumberStatusRequest,
@@ -15,7 +16,6 @@ from services.common.contracts.identity import (
 from services.common.contracts.notifier import ButtonsMessage, TextMessage
 from services.ingress.dialog import screening
 from services.ingress.dialog.model import (
-    WIB,
     Ask,
     Context,
     Conversation,

@@ -1,0 +1,159 @@
+"""Who can reach what: only the ingress is reachable from outside (the ingress controller, through
+an Ingress with TLS for /webhook only), only our workloads reach NATS and Postgres, and the few
+operators' namespaces that must reach something reach only that."""
+
+from __future__ import annotations
+
+from tests.deploy.conftest import (
+    PART_OF,
+    Obj,
+    app_container,
+    deployment_name,
+    is_ours,
+    labels_match,
+    of_kind,
+    pod_labels,
+)
+
+# Pods of the production dependencies (not rendered here: the NATS chart's release `nats` and the
+# CloudNativePG cluster `pg`) as their charts/operators label them.
+PROD_DEPENDENCY_PODS = {
+    "nats": {
+        "app.kubernetes.io/name": "nats",
+        "app.kubernetes.io/instance": "nats",
+        "app.kubernetes.io/component": "nats",
+    },
+    "postgres": {"cnpg.io/cluster": "pg", "cnpg.io/instanceName": "pg-1", "role": "primary"},
+}
+CLIENT_PORTS = {"nats": 4222, "postgres": 5432}
+
+# Namespaces allowed in at all, and the ports each may reach (nothing else outside the namespace).
+OUTSIDE_NAMESPACES = {
+    "ingress-nginx": {"http"},  # the webhook, further restricted to the ingress pods below
+    "monitoring": {"http", 7777, 9187},  # /metrics, NATS exporter, Postgres exporter
+    "keda": {8222},  # NATS monitoring: consumer lag
+    "cnpg-system": {8000},  # the CloudNativePG operator to its instances
+}
+INGRESS_CONTROLLER_NAMESPACE = "ingress-nginx"
+
+
+def policies(objects: tuple[Obj, ...]) -> list[Obj]:
+    return list(of_kind(objects, "NetworkPolicy").values())
+
+
+def selects(policy: Obj, labels: dict[str, str]) -> bool:
+    return labels_match(policy["spec"]["podSelector"].get("matchLabels", {}), labels)
+
+
+def rule_ports(rule: Obj) -> set[int | str] | None:
+    """The ports a rule admits; None for all of them."""
+    return {p["port"] for p in rule["ports"]} if "ports" in rule else None
+
+
+def peer_namespace(peer: Obj) -> str | None:
+    if "namespaceSelector" not in peer:
+        return None
+    return peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+
+
+def dependency_pods(overlay: str, objects: tuple[Obj, ...]) -> dict[str, dict[str, str]]:
+    if overlay == "prod":
+        return PROD_DEPENDENCY_PODS
+    sets = of_kind(objects, "StatefulSet")
+    return {name: pod_labels(sets[name]) for name in ("nats", "postgres")}
+
+
+def test_everything_is_denied_unless_allowed(objects: tuple[Obj, ...]) -> None:
+    deny = [
+        p
+        for p in policies(objects)
+        if p["spec"]["podSelector"] == {} and p["spec"]["policyTypes"] == ["Ingress"]
+    ]
+    assert len(deny) == 1 and "ingress" not in deny[0]["spec"]
+
+
+def test_every_rule_names_its_sources_precisely(objects: tuple[Obj, ...]) -> None:
+    for policy in policies(objects):
+        assert "matchExpressions" not in policy["spec"]["podSelector"]
+        for rule in policy["spec"].get("ingress", []):
+            assert rule.get("from"), f"{policy['metadata']['name']}: a rule without `from`"
+            for peer in rule["from"]:
+                assert "ipBlock" not in peer, policy["metadata"]["name"]
+                assert set(peer) in ({"podSelector"}, {"namespaceSelector"}), peer
+                selector = peer.get("podSelector") or peer.get("namespaceSelector")
+                assert selector.get("matchLabels") and "matchExpressions" not in selector, peer
+                if "namespaceSelector" in peer:
+                    assert set(selector["matchLabels"]) == {"kubernetes.io/metadata.name"}
+
+
+def test_from_outside_the_namespace_only_known_operators_reach_known_ports(
+    objects: tuple[Obj, ...],
+) -> None:
+    seen = set()
+    for policy in policies(objects):
+        for rule in policy["spec"].get("ingress", []):
+            for peer in rule["from"]:
+                namespace = peer_namespace(peer)
+                if namespace is None:
+                    continue
+                seen.add(namespace)
+                assert namespace in OUTSIDE_NAMESPACES, policy["metadata"]["name"]
+                ports = rule_ports(rule)
+                assert ports is not None and ports <= OUTSIDE_NAMESPACES[namespace]
+    assert INGRESS_CONTROLLER_NAMESPACE in seen
+
+
+def test_the_ingress_controller_reaches_the_ingress_pods_only(objects: tuple[Obj, ...]) -> None:
+    deployments = [d for d in of_kind(objects, "Deployment").values() if is_ours(d)]
+    for policy in policies(objects):
+        sources = {
+            peer_namespace(peer)
+            for rule in policy["spec"].get("ingress", [])
+            for peer in rule["from"]
+        }
+        if INGRESS_CONTROLLER_NAMESPACE in sources:
+            reached = [d["metadata"]["name"] for d in deployments if selects(policy, pod_labels(d))]
+            assert reached == [deployment_name("ingress")]
+
+
+def test_only_our_workloads_reach_nats_and_postgres(overlay: str, objects: tuple[Obj, ...]) -> None:
+    pods = dependency_pods(overlay, objects)
+    for dependency, labels in pods.items():
+        guarding = [p for p in policies(objects) if selects(p, labels)]
+        admitted_by = []
+        for policy in guarding:
+            for rule in policy["spec"].get("ingress", []):
+                ports = rule_ports(rule)
+                if ports is not None and CLIENT_PORTS[dependency] not in ports:
+                    continue
+                for peer in rule["from"]:
+                    assert "podSelector" in peer, f"{dependency}: only pods of this namespace"
+                    admitted_by.append(peer["podSelector"]["matchLabels"])
+        # Our workloads, and the dependency's own pods (cluster routes, replication).
+        assert PART_OF in admitted_by, dependency
+        for selector in admitted_by:
+            assert selector == PART_OF or labels_match(selector, labels), (dependency, selector)
+
+
+def test_every_workload_of_ours_is_one_the_dependency_policies_admit(
+    objects: tuple[Obj, ...],
+) -> None:
+    for kind in ("Deployment", "Job"):
+        for workload in of_kind(objects, kind).values():
+            assert labels_match(PART_OF, pod_labels(workload)), workload["metadata"]["name"]
+
+
+def test_the_webhook_ingress_exposes_only_webhook_over_tls(objects: tuple[Obj, ...]) -> None:
+    (ingress,) = of_kind(objects, "Ingress").values()
+    tls_hosts = {host for tls in ingress["spec"]["tls"] for host in tls["hosts"]}
+    assert all(tls["secretName"] for tls in ingress["spec"]["tls"])
+    service = of_kind(objects, "Service")[deployment_name("ingress")]
+    deployment = of_kind(objects, "Deployment")[deployment_name("ingress")]
+    for rule in ingress["spec"]["rules"]:
+        assert rule["host"] in tls_hosts
+        (path,) = rule["http"]["paths"]
+        assert (path["path"], path["pathType"]) == ("/webhook", "Exact")
+        backend = path["backend"]["service"]
+        assert backend["name"] == service["metadata"]["name"]
+        (port,) = [p for p in service["spec"]["ports"] if p["name"] == backend["port"]["name"]]
+        assert port["targetPort"] in {p["name"] for p in app_container(deployment)["ports"]}
