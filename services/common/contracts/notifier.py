@@ -60,6 +60,15 @@ class ListMessage(BaseModel):
 OutboundMessage = Annotated[TextMessage | ButtonsMessage | ListMessage, Field(discriminator="kind")]
 
 
+class TemplateFallback(BaseModel):
+    """The approved template to send instead when WhatsApp's 24-hour customer-service window is
+    closed (a reminder days after the user last wrote, say)."""
+
+    name: str = Field(pattern=r"^[a-z0-9_]{1,512}$", description="e.g. appointment_reminder")
+    lang: str = Field(default="id", description="the user's language: id or en")
+    params: list[str] = Field(default_factory=list, description="body parameters, in order")
+
+
 class SendMessage(BaseModel):
     """One message to one user. `command_id` is the idempotency key: sent at most once per id."""
 
@@ -67,3 +76,6 @@ class SendMessage(BaseModel):
     to: str = Field(pattern=r"^\d{6,15}$")
     message: OutboundMessage
     reply_to: str | None = Field(default=None, description="wamid to quote, if any")
+    template: TemplateFallback | None = Field(
+        default=None, description="sent instead of `message` outside the 24-hour window"
+    )
