@@ -5,6 +5,10 @@ outbox). They scale separately: the edge with HTTP traffic, the dialog with cons
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import asyncpg
+
 from services.common.clock import jakarta_today
 from services.common.contracts.notifier import SendMessage
 from services.common.contracts.streams import NOTIFIER, WA_INBOUND
@@ -19,9 +23,11 @@ from services.common.service import ServiceHost, make_broker
 from services.common.settings import Settings
 from services.ingress.handlers import build_router
 from services.ingress.http import add_webhook_routes
+from services.ingress.reminders import send_rescreen_reminders
 from services.ingress.repository import purge_processed
 
 HOUR = 3600.0
+REMINDER_EVERY = 600.0
 DIALOG_HEALTH_PORT = 8086
 
 
@@ -66,12 +72,25 @@ def build_dialog_host(settings: Settings) -> ServiceHost:
         description="A reply, through the outbox; partitioned by recipient like the inbound",
     )
     start_purge, stop_purge = periodic("purge-processed-messages", purge_processed, HOUR)
-    return ServiceHost(
+
+    async def remind(pool: asyncpg.Pool) -> int:
+        sent = await send_rescreen_reminders(pool, settings.notifier_partitions, now())
+        if sent and host.relay:
+            host.relay.wake()
+        return sent
+
+    start_remind, stop_remind = periodic("rescreen-reminders", remind, REMINDER_EVERY)
+    host = ServiceHost(
         "dialog",
         settings,
         broker,
         port=settings.health_port or DIALOG_HEALTH_PORT,
         outbox_schema="ingress",
-        on_startup=[start_purge],
-        on_shutdown=[stop_purge],
+        on_startup=[start_purge, start_remind],
+        on_shutdown=[stop_purge, stop_remind],
     )
+    return host
+
+
+def now() -> datetime:
+    return datetime.now(UTC)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import asyncpg
 
 from services.ingress.dialog import Conversation, Step
@@ -46,3 +48,27 @@ async def purge_processed(pool: asyncpg.Pool, older_than_days: int = 30) -> int:
         older_than_days,
     )
     return int(status.split()[-1])
+
+
+async def claim_due_rescreen_reminders(
+    conn: asyncpg.Connection, today: date, limit: int = 500
+) -> list[tuple[str, str, date]]:
+    """(wa_id, lang, rescreen_on) of postponed users whose re-screen date has come and who were not
+    reminded of it yet, each claimed (recorded as reminded) in the caller's transaction."""
+    rows = await conn.fetch(
+        """WITH due AS (
+               SELECT wa_id, lang, (data ->> 'rescreen_on')::date AS rescreen_on
+               FROM ingress.conversation
+               WHERE step = 'postponed' AND data ->> 'rescreen_on' <= $1
+               ORDER BY data ->> 'rescreen_on' LIMIT $2),
+           claimed AS (
+               INSERT INTO ingress.rescreen_reminder (wa_id, rescreen_on)
+               SELECT wa_id, rescreen_on FROM due
+               ON CONFLICT DO NOTHING
+               RETURNING wa_id, rescreen_on)
+           SELECT due.wa_id, due.lang, due.rescreen_on
+           FROM due JOIN claimed USING (wa_id, rescreen_on)""",
+        today.isoformat(),
+        limit,
+    )
+    return [(r["wa_id"], r["lang"], r["rescreen_on"]) for r in rows]
