@@ -11,6 +11,12 @@ from services.common.settings import load_settings
 from services.registry import SERVICES
 
 
+def _intake_id(value: str) -> int:
+    if not value.isdigit() or len(value) > 18:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an intake id (a number, e.g. 42)")
+    return int(value)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vaksin", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -34,6 +40,41 @@ def _parser() -> argparse.ArgumentParser:
     )
     load.add_argument("file", type=Path)
     screening_sub.add_parser("list", help="every rule set and when it is in force")
+
+    facilities = sub.add_parser("facilities", help="vaccination facilities")
+    facilities_sub = facilities.add_subparsers(dest="action", required=True)
+    fac_imp = facilities_sub.add_parser(
+        "import", help="import FILE.csv (code,name,address,regency,province)"
+    )
+    fac_imp.add_argument("file", type=Path)
+
+    sessions = sub.add_parser("sessions", help="vaccination sessions (places and times)")
+    sessions_sub = sessions.add_subparsers(dest="action", required=True)
+    ses_imp = sessions_sub.add_parser(
+        "import", help="import FILE.csv (facility_code,date,start,end,capacity,vaccine)"
+    )
+    ses_imp.add_argument("file", type=Path)
+    ses_cancel = sessions_sub.add_parser(
+        "cancel", help="cancel session ID: its people are told and moved to a new session"
+    )
+    ses_cancel.add_argument("session_id", type=int)
+
+    intake = sub.add_parser("intake", help="requests of unlisted health workers (operators)")
+    intake_sub = intake.add_subparsers(dest="action", required=True)
+    in_list = intake_sub.add_parser("list", help="the queue, oldest first")
+    in_list.add_argument("--status", choices=["open", "approved", "rejected", "all"],
+                         default="open")  # fmt: skip
+    in_list.add_argument("--regency", help="NIK region: province (32) or regency (3201) code")
+    in_list.add_argument("--facility", help="workplace facility code")
+    in_list.add_argument("--older-than-hours", type=float, help="waiting at least N hours")
+    for action, text in (("show", "one request in full, with its history"),
+                         ("approve", "add the person to the registry for that number"),
+                         ("reject", "refuse the request; the user is told the reason")):  # fmt: skip
+        one = intake_sub.add_parser(action, help=text)
+        one.add_argument("id", type=_intake_id, help="the request's id (from `intake list`)")
+        one.add_argument("--by", help="who acts (default: $USER); recorded in the audit")
+        if action == "reject":
+            one.add_argument("--reason", required=True, help="told to the user")
 
     sub.add_parser("demo-data", help="load a small sample registry into the running system")
     chat = sub.add_parser("chat", help="chat with the running system as a WhatsApp user")
@@ -85,6 +126,20 @@ def main(argv: list[str] | None = None) -> int:
         if args.action == "load":
             return asyncio.run(load_rule_set_file(settings, args.file))
         return asyncio.run(list_rule_sets(settings))
+    if args.command == "facilities":
+        from services.scheduler.cli import import_facilities_file
+
+        return asyncio.run(import_facilities_file(settings, args.file))
+    if args.command == "sessions":
+        from services.scheduler.cli import cancel_session, import_sessions_file
+
+        if args.action == "import":
+            return asyncio.run(import_sessions_file(settings, args.file))
+        return asyncio.run(cancel_session(settings, args.session_id))
+    if args.command == "intake":
+        from services.identity.intake_cli import run_intake
+
+        return asyncio.run(run_intake(settings, args))
     if args.command == "demo-data":
         from services.devtools.demo import load_demo_data
 

@@ -42,11 +42,16 @@ class OutboxRelay:
         self._schema = schema
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self._schema}")
 
     async def stop(self) -> None:
+        # The flag as well as the cancel: on Python 3.11 a cancel that lands just as a publish
+        # gets its PubAck is swallowed (asyncio.wait_for inside nats-py), and the loop went on.
+        self._stopping = True
+        self._wakeup.set()
         if self._task:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -56,9 +61,9 @@ class OutboxRelay:
         self._wakeup.set()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
-                while await self.relay_once():
+                while not self._stopping and await self.relay_once():
                     pass
             except asyncio.CancelledError:
                 raise

@@ -107,7 +107,10 @@ class ServiceHost:
             await self._runner.cleanup()
         if self.relay:
             await self.relay.stop()
-        await self.broker.stop()
+        try:
+            await self.broker.stop()
+        except Exception:  # a drain that times out must not keep the pool and hooks open
+            log.exception("broker did not stop cleanly")
         for hook in self.on_shutdown:
             await hook(self)
         if self.pool:

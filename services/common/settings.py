@@ -7,12 +7,13 @@ that are not given are generated once into `DATA_DIR/secrets.json`, so nothing s
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import secrets
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 RUNTIME_FILE = "runtime.json"
@@ -25,6 +26,29 @@ _GENERATED_SECRETS = (
     "nik_pepper",
     "operator_token",
 )
+
+
+class WhatsAppTemplate(BaseModel):
+    """An approved WhatsApp template: what the notifier sends for one notification type when the
+    24-hour window is closed. `languages` maps the user's language to Meta's language code."""
+
+    name: str = Field(pattern=r"^[a-z0-9_]{1,512}$")
+    params: int = Field(default=0, ge=0, le=20, description="number of body parameters")
+    languages: dict[str, str] = Field(default_factory=lambda: {"id": "id", "en": "en"})
+
+
+def _local_templates() -> dict[str, WhatsAppTemplate]:
+    """Local defaults (the fake Graph API approves these): notification type -> template."""
+    return {
+        kind: WhatsAppTemplate(name=kind, params=params)
+        for kind, params in (
+            ("rescreen_reminder", 1),  # re-screen date
+            ("appointment_reminder", 3),  # facility, date, time
+            ("intake_decision", 1),  # approved / rejected, in words
+            ("ticket_ready", 1),  # ticket code
+            ("conversation_resume", 0),  # "we have a message for you: reply to continue"
+        )
+    }
 
 
 class Settings(BaseSettings):
@@ -59,8 +83,32 @@ class Settings(BaseSettings):
     dialog_partitions: int = Field(default=8, ge=1, le=64)
     notifier_partitions: int = Field(default=8, ge=1, le=64)
 
+    # Notifier: Meta's throughput per business number (80 messages/s by default, up to 1,000;
+    # 0 lifts the limit, for benchmarks only), shared by every replica; the per-user pair limit
+    # (about one message per 6 s, with bursts); the templates per notification type, as JSON
+    # ({"<type>": {"name": ..., "params": N, "languages": {"id": "id", "en": "en"}}}); and how
+    # many Graph calls one replica keeps in flight.
+    whatsapp_mps: float = Field(default=80, ge=0, le=10_000)
+    whatsapp_pair_interval: float = Field(default=6.0, gt=0, le=600)
+    whatsapp_pair_burst: int = Field(default=20, ge=1, le=100)
+    whatsapp_templates: dict[str, WhatsAppTemplate] = Field(default_factory=_local_templates)
+    notifier_max_in_flight: int = Field(default=128, ge=1, le=1024)
+
     lockout_max_failures: int = 5
     lockout_hours: int = 24
+
+    # Scheduler: how long an offered seat is held for the user; when the day-before reminder goes
+    # out (Jakarta time); dose-2 interval per vaccine as [min, max] days after dose 1 (JSON, e.g.
+    # {"CoronaVac": [14, 28]}); how often an automatic booking that found no seat tries again; how
+    # far ahead a booking of a cancelled session is moved; how often its background jobs run.
+    scheduler_hold_minutes: float = Field(default=10, gt=0, le=120)
+    scheduler_reminder_time: dt.time = dt.time(9, 0)
+    scheduler_dose_intervals: dict[str, tuple[int, int]] = Field(
+        default_factory=lambda: {"CoronaVac": (14, 28)}
+    )
+    scheduler_retry_hours: float = Field(default=24, gt=0)
+    scheduler_rebook_days: int = Field(default=14, ge=1, le=90)
+    scheduler_job_seconds: float = Field(default=30, gt=0)
 
     def runtime(self) -> dict[str, str]:
         path = self.data_dir / RUNTIME_FILE

@@ -1,16 +1,23 @@
 """A local stand-in for Meta's Graph API (WhatsApp Cloud API), speaking it the way Meta does.
 
 It is the only fake the test suite uses, and `vaksin fake-graph` runs it for local demos. It
-checks sends the way Meta does (bearer token, field limits of text, reply buttons and lists) and
-answers with Meta's response and error envelopes; it records every accepted send, mark-as-read
-and media upload; errors can be injected for the next N sends (in process, or over HTTP for the
-terminal chat client); and, given a webhook URL and the app secret, it posts signed `sent` and
-`delivered` status webhooks for each accepted message, like Meta does afterwards.
+checks sends the way Meta does (bearer token, field limits of text, reply buttons and lists,
+approved templates and their parameters, uploaded media ids) and answers with Meta's response and
+error envelopes; it records every accepted send (with its time), mark-as-read (and typing
+indicator) and media upload; errors can be injected for the next N sends (in process, or over HTTP
+for the terminal chat client); and, given a webhook URL and the app secret, it posts signed `sent`
+and `delivered` status webhooks for each accepted message, like Meta does afterwards.
+
+Optionally it also plays Meta's limits: `mps_limit` (130429 beyond that many sends in any second),
+`pair_limit` (131056 beyond a burst to one user), `enforce_window` (a free-form send to a user who
+has not written in 24 hours is accepted, then fails with a 131047 `failed` status webhook) and
+`latency` (seconds before each answer, like the real round trip).
 
 Routes (`{version}` like `v25.0`):
-  POST /{version}/{phone_number_id}/messages   send, or mark as read
+  POST /{version}/{phone_number_id}/messages   send, or mark as read (+ typing indicator)
   POST /{version}/{phone_number_id}/media      multipart upload -> {"id": "<digits>"}
   GET  /_fake/messages?to=WA_ID&after=N        recorded sends with index > N
+  GET  /_fake/timeline?after=N                 times of accepted sends with index > N (benchmarks)
   POST /_fake/fail                             {"code", "http_status", "times", "retry_after"}
 """
 
@@ -73,10 +80,12 @@ ERROR_TITLES = {
     131026: "Message undeliverable",
     131047: "Re-engagement message",
     131056: "(Business Account, Consumer Account) pair rate limit hit",
+    131053: "Media upload error",
     131057: "Account in maintenance mode",
     132000: "Number of parameters does not match the expected number of params",
     132001: "Template name does not exist in the translation",
 }
+WINDOW = 24 * 3600.0
 
 
 def error_envelope(code: int, message: str | None = None, details: str | None = None) -> dict:
@@ -101,6 +110,7 @@ def status_webhook(
     *,
     timestamp: int | None = None,
     errors: list[dict[str, Any]] | None = None,
+    callback_data: str | None = None,
 ) -> dict[str, Any]:
     """A status notification exactly as Meta posts it to the webhook (one status)."""
     entry: dict[str, Any] = {
@@ -109,6 +119,8 @@ def status_webhook(
         "timestamp": str(timestamp if timestamp is not None else int(time.time())),
         "recipient_id": recipient_id,
     }
+    if callback_data is not None:
+        entry["biz_opaque_callback_data"] = callback_data
     if status in ("sent", "delivered", "read"):
         entry["pricing"] = {
             "billable": False,
@@ -176,6 +188,8 @@ def validate_send(body: dict[str, Any]) -> None:
     if context is not None:
         _check(isinstance(context, dict), "context must be an object")
         _text(context.get("message_id"), "context.message_id", max_len=512)
+    _text(body.get("biz_opaque_callback_data"), "biz_opaque_callback_data", max_len=512,
+          required=False)  # fmt: skip
     if kind == "text":
         _text(content.get("body"), "text.body", max_len=4096)
     elif kind == "interactive":
@@ -191,6 +205,20 @@ def validate_send(body: dict[str, Any]) -> None:
         language = content.get("language")
         _check(isinstance(language, dict), "Parameter template.language is required")
         _text(language.get("code"), "template.language.code", max_len=16)
+        components = content.get("components", [])
+        _check(isinstance(components, list), "template.components must be a list")
+        for component in components:
+            _check(isinstance(component, dict), "A template component must be an object")
+            for parameter in component.get("parameters", []):
+                _check(isinstance(parameter, dict), "A template parameter must be an object")
+                if parameter.get("type") == "text":
+                    text = parameter.get("text")
+                    _text(text, "template parameter text", max_len=1024)
+                    _check(
+                        re.search(r"[\t\n]| {5,}", text) is None,
+                        "Parameter text cannot have new-line/tab characters or more than 4 "
+                        "consecutive spaces",
+                    )
 
 
 def _validate_interactive(content: dict[str, Any]) -> None:
@@ -261,6 +289,25 @@ class _Failure:
     message: str | None
 
 
+def approved_templates() -> dict[str, dict[str, Any]]:
+    """The templates the fake approves by default: the local ones of `Settings` (name ->
+    languages and number of body parameters)."""
+    from services.common.settings import Settings
+
+    return {
+        t.name: {"languages": set(t.languages.values()), "params": t.params}
+        for t in Settings().whatsapp_templates.values()
+    }
+
+
+def _template_params(content: dict[str, Any]) -> int:
+    return sum(
+        len(c.get("parameters", []))
+        for c in content.get("components", [])
+        if isinstance(c, dict) and c.get("type") == "body"
+    )
+
+
 _session_key = web.AppKey("session", aiohttp.ClientSession)
 
 
@@ -275,6 +322,11 @@ class FakeGraph:
         access_token: str | None = None,
         phone_number_id: str | None = None,
         status_delay: float = 0.05,
+        templates: dict[str, dict[str, Any]] | None = None,
+        enforce_window: bool = False,
+        mps_limit: float | None = None,
+        pair_limit: tuple[int, float] | None = None,
+        latency: float = 0.0,
     ) -> None:
         # access_token / phone_number_id: when given, only that token / number id is accepted.
         self.webhook_url = webhook_url
@@ -282,11 +334,24 @@ class FakeGraph:
         self.access_token = access_token
         self.phone_number_id = phone_number_id
         self.status_delay = status_delay
+        # Approved templates: name -> {"languages": {codes}, "params": N}.
+        self.templates = approved_templates() if templates is None else templates
+        self.enforce_window = enforce_window
+        self.mps_limit = mps_limit
+        self.pair_limit = pair_limit  # (burst, seconds): more to one user in that time -> 131056
+        self.latency = latency
         self.sent: list[dict[str, Any]] = []
         self.rejected: list[dict[str, Any]] = []
+        # Accepted (a wamid was given) but never delivered: failed later by status (131047).
+        self.undelivered: list[dict[str, Any]] = []
         self.reads: list[str] = []
+        self.typing: list[str] = []
+        self.failing_reads = 0  # mark-as-read calls still to answer with a 500 (131000)
         self.media: dict[str, dict[str, Any]] = {}
+        self.last_inbound: dict[str, float] = {}
         self.base_url = ""
+        self._recent: deque[float] = deque()
+        self._recent_to: dict[str, deque[float]] = {}
         self._failures: deque[_Failure] = deque()
         self._index = itertools.count(1)
         self._media_ids = itertools.count(1_000_000_000_000_001)
@@ -314,6 +379,24 @@ class FakeGraph:
 
     def messages_to(self, wa_id: str) -> list[dict[str, Any]]:
         return [m for m in self.sent if m["to"] == wa_id.lstrip("+")]
+
+    def customer_wrote(self, wa_id: str, at: float | None = None) -> None:
+        """The user wrote to us at `at` (now): their 24-hour window is open (`enforce_window`)."""
+        self.last_inbound[wa_id.lstrip("+")] = time.time() if at is None else at
+
+    def expire_media(self, media_id: str) -> None:
+        """Forget an upload, as Meta does after 30 days: sends by its id fail with 131053."""
+        self.media.pop(media_id, None)
+
+    def max_rate(self, window: float = 1.0) -> int:
+        """The most sends accepted within any `window` seconds (each window starting at a send)."""
+        times = sorted(m["at"] for m in self.sent)
+        best, j = 0, 0
+        for i, start in enumerate(times):
+            while j < len(times) and times[j] < start + window:
+                j += 1
+            best = max(best, j - i)
+        return best
 
     async def wait_for_messages(
         self,
@@ -350,7 +433,7 @@ class FakeGraph:
     ) -> int | None:
         """Post one signed status webhook for a message sent through this fake (HTTP status of
         the webhook's answer, None if it could not be reached)."""
-        record = {m["wamid"]: m for m in self.sent}[wamid]
+        record = {m["wamid"]: m for m in (*self.sent, *self.undelivered)}[wamid]
         payload = status_webhook(
             wamid, status, record["to"], record["phone_number_id"], errors=errors
         )
@@ -365,6 +448,7 @@ class FakeGraph:
         app.router.add_post(f"/{version}/{{phone_number_id}}/messages", self._messages)
         app.router.add_post(f"/{version}/{{phone_number_id}}/media", self._upload_media)
         app.router.add_get("/_fake/messages", self._list_messages)
+        app.router.add_get("/_fake/timeline", self._timeline)
         app.router.add_post("/_fake/fail", self._inject_failure)
         return app
 
@@ -402,10 +486,17 @@ class FakeGraph:
             return web.json_response(
                 error_envelope(100, details="Body is not an object"), status=400
             )
+        if self.latency:
+            await asyncio.sleep(self.latency)
         if body.get("status") == "read" and "message_id" in body:
             if body.get("messaging_product") != "whatsapp":
                 return web.json_response(error_envelope(100), status=400)
+            if self.failing_reads > 0:
+                self.failing_reads -= 1
+                return web.json_response(error_envelope(131000), status=500)
             self.reads.append(str(body["message_id"]))
+            if isinstance(body.get("typing_indicator"), dict):
+                self.typing.append(str(body["message_id"]))
             return web.json_response({"success": True})
         try:
             validate_send(body)
@@ -414,30 +505,38 @@ class FakeGraph:
             return web.json_response(error_envelope(100, details=str(exc)), status=400)
         to = str(body["to"]).lstrip("+")
         if self._failures:
-            failure = self._failures.popleft()
-            self.rejected.append({"to": to, "code": failure.code, "body": body})
-            headers = {}
-            if failure.retry_after is not None:
-                headers["Retry-After"] = str(failure.retry_after)
-            return web.json_response(
-                error_envelope(failure.code, failure.message),
-                status=failure.http_status,
-                headers=headers,
-            )
+            return self._injected(self._failures.popleft(), to, body)
+        refused = self._refused_send(to, body)
+        if refused is not None:
+            code, details = refused
+            self.rejected.append({"to": to, "code": code, "body": body, "at": time.time()})
+            return web.json_response(error_envelope(code, details=details), status=400)
+        now = time.time()
+        self._recent.append(now)
+        self._recent_to.setdefault(to, deque()).append(now)
         wamid = "wamid." + base64.b64encode(secrets.token_bytes(30)).decode()
         number_id = request.match_info["phone_number_id"]
-        self.sent.append(
-            {
-                "index": next(self._index),
-                "to": to,
-                "type": body.get("type", "text"),
-                "body": body,
-                "wamid": wamid,
-                "phone_number_id": number_id,
-            }
+        record = {
+            "index": next(self._index),
+            "to": to,
+            "type": body.get("type", "text"),
+            "body": body,
+            "wamid": wamid,
+            "phone_number_id": number_id,
+            "at": now,
+        }
+        window_closed = (
+            self.enforce_window
+            and record["type"] != "template"
+            and now - self.last_inbound.get(to, float("-inf")) >= WINDOW
         )
+        (self.undelivered if window_closed else self.sent).append(record)
         if self.webhook_url and self.app_secret:
-            self._spawn(self._emit_statuses(wamid, to, number_id))
+            callback = body.get("biz_opaque_callback_data")
+            if window_closed:
+                self._spawn(self._emit_window_failure(wamid, to, number_id, callback))
+            else:
+                self._spawn(self._emit_statuses(wamid, to, number_id, callback))
         return web.json_response(
             {
                 "messaging_product": "whatsapp",
@@ -445,6 +544,46 @@ class FakeGraph:
                 "messages": [{"id": wamid, "message_status": "accepted"}],
             }
         )
+
+    def _injected(self, failure: _Failure, to: str | None, body: dict[str, Any]) -> web.Response:
+        self.rejected.append({"to": to, "code": failure.code, "body": body, "at": time.time()})
+        headers = {}
+        if failure.retry_after is not None:
+            headers["Retry-After"] = str(failure.retry_after)
+        return web.json_response(
+            error_envelope(failure.code, failure.message),
+            status=failure.http_status,
+            headers=headers,
+        )
+
+    def _refused_send(self, to: str, body: dict[str, Any]) -> tuple[int, str] | None:
+        """(code, details) of Meta's refusal of a valid send: unknown template or media id,
+        throughput or pair rate limit; None if it goes through."""
+        kind = body.get("type", "text")
+        content = body.get(kind) or {}
+        if kind == "template":
+            approved = self.templates.get(content["name"])
+            language = content["language"]["code"]
+            if approved is None or language not in approved["languages"]:
+                return 132001, f"template name ({content['name']}) does not exist in {language}"
+            if _template_params(content) != approved["params"]:
+                return 132000, f"expected number of params ({approved['params']}) does not match"
+        if kind in MEDIA_TYPES and "id" in content and content["id"] not in self.media:
+            return 131053, f"Unknown media id {content['id']}"
+        now = time.time()
+        if self.mps_limit is not None:
+            while self._recent and self._recent[0] <= now - 1.0:
+                self._recent.popleft()
+            if len(self._recent) >= self.mps_limit:
+                return 130429, "too many messages sent from this phone number"
+        if self.pair_limit is not None:
+            burst, seconds = self.pair_limit
+            recent = self._recent_to.setdefault(to, deque())
+            while recent and recent[0] <= now - seconds:
+                recent.popleft()
+            if len(recent) >= burst:
+                return 131056, "too many messages sent to this phone number"
+        return None
 
     async def _upload_media(self, request: web.Request) -> web.Response:
         refusal = self._refusal(request)
@@ -484,6 +623,22 @@ class FakeGraph:
         ]
         return web.json_response(found)
 
+    async def _timeline(self, request: web.Request) -> web.Response:
+        try:
+            after = int(request.query.get("after", "0"))
+        except ValueError:
+            return web.json_response({"error": "after must be an integer"}, status=400)
+        found = [m for m in self.sent if m["index"] > after]
+        return web.json_response(
+            {
+                "sent": len(self.sent),
+                "rejected": len(self.rejected),
+                "last_index": self.sent[-1]["index"] if self.sent else 0,
+                "times": [m["at"] for m in found],
+                "to": [m["to"] for m in found],
+            }
+        )
+
     async def _inject_failure(self, request: web.Request) -> web.Response:
         try:
             spec = await request.json()
@@ -505,10 +660,25 @@ class FakeGraph:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _emit_statuses(self, wamid: str, to: str, number_id: str) -> None:
+    async def _emit_statuses(
+        self, wamid: str, to: str, number_id: str, callback: str | None = None
+    ) -> None:
         for status in ("sent", "delivered"):
             await asyncio.sleep(self.status_delay)
-            await self._post_webhook(status_webhook(wamid, status, to, number_id))
+            await self._post_webhook(
+                status_webhook(wamid, status, to, number_id, callback_data=callback)
+            )
+
+    async def _emit_window_failure(
+        self, wamid: str, to: str, number_id: str, callback: str | None
+    ) -> None:
+        await asyncio.sleep(self.status_delay)
+        error = error_envelope(131047)["error"]
+        details = "more than 24 hours have passed since the customer last replied"
+        errors = [{"code": 131047, "title": error["message"], "error_data": {"details": details}}]
+        await self._post_webhook(
+            status_webhook(wamid, "failed", to, number_id, errors=errors, callback_data=callback)
+        )
 
     async def _post_webhook(self, payload: dict[str, Any]) -> int | None:
         if not (self.webhook_url and self.app_secret):

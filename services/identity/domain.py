@@ -1,5 +1,5 @@
 """Identity rules, pure and without IO: NIK structure, Indonesian mobile numbers, masking, keyed
-hashes, the suffix lockout, and parsing the registry CSV.
+hashes, the suffix lockout, parsing the registry CSV, and checking an intake request.
 
 The last 6 digits of a NIK are `YY + SSSS`, guessable in about 10^4 tries, so they are a matching
 key, never an authenticator: a suffix only counts when it matches a registry entry bound to the
@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from services.common.contracts.identity import VerifyOutcome
+from services.common.contracts.identity import PROFESSIONS, Profession, VerifyOutcome
 
 # Province codes (Kemendagri) of the 38 provinces since the 2022 Papua split. The table is
 # versioned by nature (34 in 2021), and a NIK keeps the code of its first registration, so an
@@ -468,3 +468,161 @@ def parse_registry_csv(
     if not header_seen:
         errors.append(RowError(1, f"empty file: expected header {','.join(REGISTRY_HEADER)}"))
     return rows, errors
+
+
+# --- intake of unlisted health workers -------------------------------------------------------
+
+MAX_REASON = 500
+INTAKE_LANGS = ("id", "en")
+# A name on a KTP: letters (any script), spaces, and the punctuation names carry. Digits mean the
+# user typed something else (often the NIK) into the name.
+_NAME_CHARS = re.compile(r"[^\W\d_]|[ .,'\-]")
+
+
+class InvalidIntake(ValueError):
+    """A field of an intake request that cannot be right: `field` names it, `code` says why (for a
+    NIK, the code of `InvalidNik`), `detail` is for people."""
+
+    def __init__(self, field_: str, code: str, detail: str) -> None:
+        super().__init__(f"{field_}: {code}: {detail}")
+        self.field = field_
+        self.code = code
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class IntakeDraft:
+    """An intake request whose every field is checked and normalised."""
+
+    nik: NikInfo
+    phone: str = field(repr=False)
+    name: str
+    profession: Profession
+    facility_code: str
+    lang: str
+
+    @property
+    def regency_code(self) -> str:
+        return self.nik.province_code + self.nik.regency_code
+
+
+def clean_full_name(raw: str) -> str:
+    """The name as on the KTP with runs of spaces collapsed, or InvalidIntake."""
+    name = _clean(raw or "")
+    if not name:
+        raise InvalidIntake("full_name", "empty", "the full name is empty")
+    if len(name) > MAX_NAME:
+        raise InvalidIntake("full_name", "too_long", f"longer than {MAX_NAME} characters")
+    if not all(_NAME_CHARS.fullmatch(c) for c in name):
+        raise InvalidIntake(
+            "full_name", "characters", "a name has letters, spaces and . , ' - only"
+        )
+    if not any(c.isalpha() for c in name):
+        raise InvalidIntake("full_name", "characters", "a name has letters")
+    return name
+
+
+def check_intake(
+    *,
+    wa_id: str,
+    nik: str,
+    full_name: str,
+    profession: str,
+    facility_code: str,
+    lang: str,
+    today: date | None = None,
+) -> IntakeDraft:
+    """Every field of a submitted request, in the order the chat asks them; the first problem
+    is raised as InvalidIntake."""
+    try:
+        phone = normalize_phone(wa_id)
+    except InvalidPhone as e:
+        raise InvalidIntake("wa_id", e.code, e.detail) from None
+    try:
+        info = validate_nik(nik, today=today)
+    except InvalidNik as e:
+        raise InvalidIntake("nik", e.code, e.detail) from None
+    name = clean_full_name(full_name)
+    chosen = next((p for p in PROFESSIONS if p.id == profession), None)
+    if chosen is None:
+        raise InvalidIntake("profession", "unknown", "not one of the listed profession ids")
+    facility = (facility_code or "").strip()
+    if not _FACILITY_CODE.fullmatch(facility):
+        raise InvalidIntake(
+            "facility_code", "format", "1-32 characters of A-Z, a-z, 0-9, '.', '_' or '-'"
+        )
+    return IntakeDraft(info, phone, name, chosen, facility, lang if lang in INTAKE_LANGS else "id")
+
+
+def clean_reason(raw: str | None) -> str:
+    """An operator's reason for a rejection: required, one paragraph, at most MAX_REASON."""
+    reason = _clean(raw or "")
+    if not reason:
+        raise ValueError("a reason is required")
+    if len(reason) > MAX_REASON:
+        raise ValueError(f"the reason is longer than {MAX_REASON} characters")
+    return reason
+
+
+@dataclass(frozen=True)
+class IntakeRecord:
+    """An intake request as stored: hashes and masked forms, never the raw NIK; the raw number
+    (`wa_id`) only until the decision is announced."""
+
+    nik_hash: str
+    masked_nik: str
+    suffix_hash: str
+    birth_date: date
+    sex: str
+    regency_code: str
+    unknown_region: bool
+    name: str = field(repr=False)
+    masked_name: str
+    profession: str
+    facility_code: str
+    phone_hash: str
+    masked_phone: str
+    wa_id: str = field(repr=False)
+    lang: str
+
+
+def intake_record(pepper: str, draft: IntakeDraft) -> IntakeRecord:
+    return IntakeRecord(
+        nik_hash=nik_hash(pepper, draft.nik.nik),
+        masked_nik=mask_nik(draft.nik.nik),
+        suffix_hash=suffix_hash(pepper, draft.phone, draft.nik.suffix),
+        birth_date=draft.nik.birth_date,
+        sex=draft.nik.sex,
+        regency_code=draft.regency_code,
+        unknown_region=draft.nik.unknown_region,
+        name=draft.name,
+        masked_name=mask_name(draft.name),
+        profession=draft.profession.id,
+        facility_code=draft.facility_code,
+        phone_hash=phone_hash(pepper, draft.phone),
+        masked_phone=mask_phone(draft.phone),
+        wa_id=draft.phone,
+        lang=draft.lang,
+    )
+
+
+def profession_label(profession_id: str) -> str:
+    """The registry's (Indonesian) label of a profession id; an unknown id is kept as it is."""
+    return next((p.id_label for p in PROFESSIONS if p.id == profession_id), profession_id)
+
+
+def approved_person(intake: IntakeRecord) -> PersonRecord:
+    """The registry entry an approved request becomes: bound to the number that asked."""
+    return PersonRecord(
+        nik_hash=intake.nik_hash,
+        masked_nik=intake.masked_nik,
+        name=intake.name,
+        masked_name=intake.masked_name,
+        phone_hash=intake.phone_hash,
+        masked_phone=intake.masked_phone,
+        suffix_hash=intake.suffix_hash,
+        profession=profession_label(intake.profession),
+        facility_code=intake.facility_code,
+        birth_date=intake.birth_date,
+        sex=intake.sex,
+    )

@@ -1,7 +1,10 @@
-"""identity.rpc.*: is a WhatsApp number in the registry, and does a NIK suffix verify it.
+"""identity.rpc.*: is a WhatsApp number in the registry, does a NIK suffix verify it, and the
+intake of unlisted health workers (check a NIK's structure, submit a request, its status).
 
 A suffix is only ever compared with the registry entries bound to the sender's own number, so an
 answer never says anything about anyone else. Logs carry a short prefix of the phone hash at most.
+The intake handlers never raise: a failure is answered (`unavailable` / `error`), because a raised
+exception leaves the requester waiting for its timeout.
 """
 
 from datetime import UTC, datetime, timedelta
@@ -12,24 +15,42 @@ import structlog
 from faststream import Context
 from faststream.nats import NatsRouter
 
+from services.common.clock import jakarta_today
 from services.common.contracts.identity import (
+    CheckNikRequest,
+    CheckNikResult,
+    IntakeOutcome,
+    IntakeState,
+    IntakeStatus,
+    IntakeStatusRequest,
+    IntakeSubmitRequest,
+    IntakeSubmitResult,
     NumberStatus,
     NumberStatusRequest,
     VerifyOutcome,
     VerifyRequest,
     VerifyResult,
 )
-from services.common.contracts.subjects import IDENTITY_RPC_NUMBER_STATUS, IDENTITY_RPC_VERIFY
+from services.common.contracts.subjects import (
+    IDENTITY_RPC_CHECK_NIK,
+    IDENTITY_RPC_INTAKE_STATUS,
+    IDENTITY_RPC_INTAKE_SUBMIT,
+    IDENTITY_RPC_NUMBER_STATUS,
+    IDENTITY_RPC_VERIFY,
+)
 from services.common.db import Pool
+from services.common.outbox import OutboxRelay
 from services.common.settings import Settings
-from services.identity import domain, repository
+from services.identity import domain, intake, repository
 
 # Initial values, not `.bind()`: a logger bound at import time would keep the structlog
 # configuration of that moment and bypass the redacting pipeline set up later.
 log = structlog.get_logger(__name__, pii_context="identity")
 
 SettingsDep = Annotated[Settings, Context("settings")]
+Relay = Annotated[OutboxRelay, Context("outbox")]
 QUEUE = "identity"
+UNAVAILABLE = "unavailable: identity is temporarily unavailable, try again"
 
 
 def _sender(settings: Settings, wa_id: str) -> tuple[str, str] | None:
@@ -130,9 +151,56 @@ async def _verify(
     )
 
 
+async def check_nik(body: CheckNikRequest) -> CheckNikResult:
+    """The structure of a NIK, for a precise reprompt; never the NIK itself back."""
+    try:
+        info = domain.validate_nik(body.nik, today=jakarta_today())
+    except domain.InvalidNik as e:
+        return CheckNikResult(valid=False, code=e.code, detail=e.detail)
+    except Exception:
+        log.exception("nik check failed")
+        return CheckNikResult(valid=False, error=UNAVAILABLE)
+    return CheckNikResult(
+        valid=True,
+        masked_nik=domain.mask_nik(info.nik),
+        unknown_region=info.unknown_region,
+        birth_date=info.birth_date,
+        sex=info.sex,
+    )
+
+
+async def intake_submit(
+    body: IntakeSubmitRequest, pool: Pool, settings: SettingsDep, relay: Relay
+) -> IntakeSubmitResult:
+    try:
+        result, created = await intake.submit(pool, body, settings.nik_pepper)
+    except Exception:
+        log.exception("intake submission failed")
+        return IntakeSubmitResult(outcome=IntakeOutcome.UNAVAILABLE, error=UNAVAILABLE)
+    if created:
+        relay.wake()
+    return result
+
+
+async def intake_status(
+    body: IntakeStatusRequest, pool: Pool, settings: SettingsDep
+) -> IntakeStatus:
+    sender = _sender(settings, body.wa_id)
+    if sender is None:
+        return IntakeStatus(status=IntakeState.NONE)
+    try:
+        return await intake.status(pool, sender[1])
+    except Exception:
+        log.exception("intake status failed")
+        return IntakeStatus(status=IntakeState.NONE, error=UNAVAILABLE)
+
+
 def build_router() -> NatsRouter:
     """A fresh router per broker: FastStream lets a router belong to one broker only."""
     router = NatsRouter()
     router.subscriber(IDENTITY_RPC_NUMBER_STATUS, queue=QUEUE)(number_status)
     router.subscriber(IDENTITY_RPC_VERIFY, queue=QUEUE)(verify)
+    router.subscriber(IDENTITY_RPC_CHECK_NIK, queue=QUEUE)(check_nik)
+    router.subscriber(IDENTITY_RPC_INTAKE_SUBMIT, queue=QUEUE)(intake_submit)
+    router.subscriber(IDENTITY_RPC_INTAKE_STATUS, queue=QUEUE)(intake_status)
     return router

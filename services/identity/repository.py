@@ -1,14 +1,15 @@
-"""All SQL of the identity schema: the registry (`identity.person`) and lockouts (`number_lock`)."""
+"""All SQL of the identity schema: the registry (`identity.person`), lockouts (`number_lock`), and
+the intake queue (`intake`, `intake_attempt`, `intake_answer`, `operator_action`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import astuple, dataclass, fields
-from datetime import date
+from datetime import date, datetime
 
 import asyncpg
 
-from services.identity.domain import LockState, PersonRecord
+from services.identity.domain import IntakeRecord, LockState, PersonRecord
 
 _RECORD_COLUMNS = tuple(f.name for f in fields(PersonRecord))
 
@@ -127,12 +128,254 @@ async def save_answer(conn: asyncpg.Connection, request_id: str, answer: dict) -
 
 
 async def purge_answers(pool: asyncpg.Pool, older_than_days: int = 30) -> int:
-    status = await pool.execute(
-        "DELETE FROM identity.verify_request WHERE created_at < now() - make_interval(days => $1)",
+    """Forget idempotent answers (verify and intake_submit) and old daily intake counters."""
+    purged = 0
+    for table in ("verify_request", "intake_answer"):
+        status = await pool.execute(
+            f"DELETE FROM identity.{table} WHERE created_at < now() - make_interval(days => $1)",
+            older_than_days,
+        )
+        purged += int(status.split()[-1])
+    await pool.execute(
+        "DELETE FROM identity.intake_attempt WHERE day < current_date - make_interval(days => $1)",
         older_than_days,
     )
-    return int(status.split()[-1])
+    return purged
 
 
 async def count_persons(conn: asyncpg.Connection) -> int:
     return await conn.fetchval("SELECT count(*) FROM identity.person")
+
+
+# --- intake ------------------------------------------------------------------------------------
+
+_INTAKE_COLUMNS = tuple(f.name for f in fields(IntakeRecord))
+
+
+@dataclass(frozen=True)
+class StoredIntake:
+    """One row of identity.intake."""
+
+    id: int
+    request_id: str
+    status: str
+    record: IntakeRecord
+    reason: str | None
+    decided_by: str | None
+    decided_at: datetime | None
+    person_id: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class OperatorAction:
+    action: str
+    operator: str
+    channel: str
+    reason: str | None
+    at: datetime
+
+
+def _stored(row: asyncpg.Record) -> StoredIntake:
+    values = dict(row)
+    fields_ = {c: values[c] for c in _INTAKE_COLUMNS}
+    fields_["wa_id"] = fields_["wa_id"] or ""  # erased once decided
+    record = IntakeRecord(**fields_)
+    return StoredIntake(
+        id=values["id"],
+        request_id=values["request_id"],
+        status=values["status"],
+        record=record,
+        reason=values["reason"],
+        decided_by=values["decided_by"],
+        decided_at=values["decided_at"],
+        person_id=str(values["person_id"]) if values["person_id"] else None,
+        created_at=values["created_at"],
+    )
+
+
+async def lock_phone_for_intake(conn: asyncpg.Connection, phone_hash: str) -> None:
+    """Serialise intake submissions of one number until the caller's transaction ends."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('intake:' || $1, 0))", phone_hash
+    )
+
+
+async def earlier_intake_answer(conn: asyncpg.Connection, request_id: str) -> dict | None:
+    return await conn.fetchval(
+        "SELECT answer FROM identity.intake_answer WHERE request_id = $1", request_id
+    )
+
+
+async def save_intake_answer(conn: asyncpg.Connection, request_id: str, answer: dict) -> None:
+    await conn.execute(
+        "INSERT INTO identity.intake_answer (request_id, answer) VALUES ($1, $2)",
+        request_id,
+        answer,
+    )
+
+
+async def count_intake_attempt(
+    conn: asyncpg.Connection, phone_hash: str, day: date, limit: int
+) -> bool:
+    """Count one submission of the number on `day`; False (and nothing counted) at the limit."""
+    counted = await conn.fetchval(
+        """INSERT INTO identity.intake_attempt AS a (phone_hash, day, attempts)
+           VALUES ($1, $2, 1)
+           ON CONFLICT (phone_hash, day) DO UPDATE SET attempts = a.attempts + 1
+           WHERE a.attempts < $3
+           RETURNING attempts""",
+        phone_hash,
+        day,
+        limit,
+    )
+    return counted is not None
+
+
+async def nik_in_registry(conn: asyncpg.Connection, nik_hash: str) -> bool:
+    return await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM identity.person WHERE nik_hash = $1)", nik_hash
+    )
+
+
+async def open_intake(
+    conn: asyncpg.Connection, *, phone_hash: str | None = None, nik_hash: str | None = None
+) -> StoredIntake | None:
+    """The open request of a number, or of a NIK (one of the two is given)."""
+    column, value = ("phone_hash", phone_hash) if phone_hash else ("nik_hash", nik_hash)
+    row = await conn.fetchrow(
+        f"SELECT * FROM identity.intake WHERE {column} = $1 AND status = 'open'", value
+    )
+    return _stored(row) if row else None
+
+
+async def latest_intake(conn: asyncpg.Connection, phone_hash: str) -> StoredIntake | None:
+    """The number's open request, else its most recently submitted one."""
+    row = await conn.fetchrow(
+        """SELECT * FROM identity.intake WHERE phone_hash = $1
+           ORDER BY status = 'open' DESC, created_at DESC, id DESC LIMIT 1""",
+        phone_hash,
+    )
+    return _stored(row) if row else None
+
+
+async def insert_intake(
+    conn: asyncpg.Connection, request_id: str, record: IntakeRecord
+) -> StoredIntake:
+    columns = ", ".join(_INTAKE_COLUMNS)
+    params = ", ".join(f"${i}" for i in range(2, len(_INTAKE_COLUMNS) + 2))
+    row = await conn.fetchrow(
+        f"INSERT INTO identity.intake (request_id, {columns}) VALUES ($1, {params}) RETURNING *",
+        request_id,
+        *astuple(record),
+    )
+    return _stored(row)
+
+
+async def get_intake(
+    conn: asyncpg.Connection, intake_id: int, *, for_update: bool = False
+) -> StoredIntake | None:
+    lock = " FOR UPDATE" if for_update else ""
+    row = await conn.fetchrow(f"SELECT * FROM identity.intake WHERE id = $1{lock}", intake_id)
+    return _stored(row) if row else None
+
+
+async def list_intakes(
+    conn: asyncpg.Connection,
+    *,
+    status: str | None = "open",
+    regency: str | None = None,
+    facility: str | None = None,
+    older_than_hours: float | None = None,
+    limit: int = 100,
+) -> list[StoredIntake]:
+    """Oldest first (the queue's order). `regency` is a prefix of the NIK's region digits: `32`
+    is the province, `3201` one regency in it."""
+    rows = await conn.fetch(
+        """SELECT * FROM identity.intake
+           WHERE ($1::text IS NULL OR status = $1)
+             AND ($2::text IS NULL OR regency_code LIKE $2 || '%')
+             AND ($3::text IS NULL OR facility_code = $3)
+             AND ($4::float8 IS NULL OR created_at <= now() - make_interval(secs => $4 * 3600))
+           ORDER BY created_at, id LIMIT $5""",
+        status,
+        regency,
+        facility,
+        older_than_hours,
+        limit,
+    )
+    return [_stored(r) for r in rows]
+
+
+async def decide_intake(
+    conn: asyncpg.Connection,
+    intake_id: int,
+    *,
+    approved: bool,
+    by: str,
+    reason: str | None,
+    person_id: str | None,
+) -> StoredIntake:
+    """Close an open request (the caller holds its row lock); its raw number is erased."""
+    row = await conn.fetchrow(
+        """UPDATE identity.intake
+           SET status = $2, decided_by = $3, reason = $4, person_id = $5::uuid,
+               decided_at = now(), wa_id = NULL
+           WHERE id = $1 AND status = 'open' RETURNING *""",
+        intake_id,
+        "approved" if approved else "rejected",
+        by,
+        reason,
+        person_id,
+    )
+    if row is None:
+        raise RuntimeError(f"intake {intake_id} is not open: lock its row before deciding")
+    return _stored(row)
+
+
+async def person_by_nik(conn: asyncpg.Connection, nik_hash: str) -> tuple[str, str] | None:
+    """The registry entry of a NIK as (person id, phone hash)."""
+    row = await conn.fetchrow(
+        "SELECT id::text, phone_hash FROM identity.person WHERE nik_hash = $1", nik_hash
+    )
+    return (row["id"], row["phone_hash"]) if row else None
+
+
+async def insert_person(conn: asyncpg.Connection, record: PersonRecord, source: str) -> str:
+    columns = ", ".join(_RECORD_COLUMNS)
+    params = ", ".join(f"${i}" for i in range(1, len(_RECORD_COLUMNS) + 1))
+    return await conn.fetchval(
+        f"""INSERT INTO identity.person ({columns}, source)
+            VALUES ({params}, ${len(_RECORD_COLUMNS) + 1}) RETURNING id::text""",
+        *astuple(record),
+        source,
+    )
+
+
+async def record_action(
+    conn: asyncpg.Connection,
+    intake_id: int,
+    *,
+    action: str,
+    operator: str,
+    channel: str,
+    reason: str | None = None,
+) -> None:
+    await conn.execute(
+        """INSERT INTO identity.operator_action (intake_id, action, operator, channel, reason)
+           VALUES ($1, $2, $3, $4, $5)""",
+        intake_id,
+        action,
+        operator,
+        channel,
+        reason,
+    )
+
+
+async def operator_actions(conn: asyncpg.Connection, intake_id: int) -> list[OperatorAction]:
+    rows = await conn.fetch(
+        """SELECT action, operator, channel, reason, at FROM identity.operator_action
+           WHERE intake_id = $1 ORDER BY at, id""",
+        intake_id,
+    )
+    return [OperatorAction(**dict(r)) for r in rows]

@@ -23,6 +23,7 @@ from services.common.service import ServiceHost, make_broker
 from services.common.settings import Settings
 from services.ingress.handlers import build_router
 from services.ingress.http import add_webhook_routes
+from services.ingress.intake_decisions import add_intake_subscriber
 from services.ingress.reminders import send_rescreen_reminders
 from services.ingress.repository import purge_processed
 
@@ -62,7 +63,9 @@ def build_host(settings: Settings) -> ServiceHost:
 
 def build_dialog_host(settings: Settings) -> ServiceHost:
     """The dialog engine."""
-    broker = make_broker(settings, "dialog", build_router(settings))
+    router = build_router(settings)
+    add_intake_subscriber(router)
+    broker = make_broker(settings, "dialog", router)
     broker.context.set_global("clock", jakarta_today)
     broker.publisher(
         NOTIFIER_CMD_SEND,

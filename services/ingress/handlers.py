@@ -18,12 +18,32 @@ from pydantic import BaseModel
 
 from services.common import outbox
 from services.common.contracts.identity import (
+    CheckNikRequest,
+    CheckNikResult,
+    IntakeSubmitRequest,
+    IntakeSubmitResult,
     NumberStatus,
     NumberStatusRequest,
     VerifyRequest,
     VerifyResult,
 )
 from services.common.contracts.notifier import OutboundMessage, SendMessage
+from services.common.contracts.scheduler import (
+    AlternativesReply,
+    AlternativesRequest,
+    BookingReply,
+    BookingsReply,
+    BookingsRequest,
+    CancelRequest,
+    ConfirmRequest,
+    FacilityReply,
+    FacilityRequest,
+    HoldReply,
+    HoldRequest,
+    NearbyReply,
+    NearbyRequest,
+    OfferRequest,
+)
 from services.common.contracts.screening import (
     EvaluateRequest,
     EvaluateResult,
@@ -32,8 +52,18 @@ from services.common.contracts.screening import (
 )
 from services.common.contracts.streams import NOTIFIER, WA_INBOUND
 from services.common.contracts.subjects import (
+    IDENTITY_RPC_CHECK_NIK,
+    IDENTITY_RPC_INTAKE_SUBMIT,
     IDENTITY_RPC_NUMBER_STATUS,
     IDENTITY_RPC_VERIFY,
+    SCHEDULER_RPC_ALTERNATIVES,
+    SCHEDULER_RPC_BOOKINGS,
+    SCHEDULER_RPC_CANCEL,
+    SCHEDULER_RPC_CONFIRM,
+    SCHEDULER_RPC_FACILITIES_NEARBY,
+    SCHEDULER_RPC_FACILITY,
+    SCHEDULER_RPC_HOLD,
+    SCHEDULER_RPC_OFFER,
     SCREENING_RPC_EVALUATE,
     SCREENING_RPC_QUESTIONNAIRE,
     WA_INBOUND_MESSAGE,
@@ -64,10 +94,20 @@ Clock = Annotated[Callable[[], date], Context("clock")]
 ROUTES: dict[type[BaseModel], tuple[str, type[BaseModel]]] = {
     NumberStatusRequest: (IDENTITY_RPC_NUMBER_STATUS, NumberStatus),
     VerifyRequest: (IDENTITY_RPC_VERIFY, VerifyResult),
+    CheckNikRequest: (IDENTITY_RPC_CHECK_NIK, CheckNikResult),
+    IntakeSubmitRequest: (IDENTITY_RPC_INTAKE_SUBMIT, IntakeSubmitResult),
     QuestionnaireRequest: (SCREENING_RPC_QUESTIONNAIRE, Questionnaire),
     EvaluateRequest: (SCREENING_RPC_EVALUATE, EvaluateResult),
+    FacilityRequest: (SCHEDULER_RPC_FACILITY, FacilityReply),
+    NearbyRequest: (SCHEDULER_RPC_FACILITIES_NEARBY, NearbyReply),
+    OfferRequest: (SCHEDULER_RPC_OFFER, HoldReply),
+    HoldRequest: (SCHEDULER_RPC_HOLD, HoldReply),
+    AlternativesRequest: (SCHEDULER_RPC_ALTERNATIVES, AlternativesReply),
+    ConfirmRequest: (SCHEDULER_RPC_CONFIRM, BookingReply),
+    CancelRequest: (SCHEDULER_RPC_CANCEL, BookingReply),
+    BookingsRequest: (SCHEDULER_RPC_BOOKINGS, BookingsReply),
 }
-MAX_ASKS_PER_TURN = 5  # a turn asks at most verify -> questionnaire; more means a loop
+MAX_ASKS_PER_TURN = 6  # e.g. confirm -> expired -> offer -> full -> nearby; more means a loop
 
 
 async def _ask(broker: NatsBroker, request: BaseModel) -> BaseModel:
@@ -80,8 +120,8 @@ async def _decide(
     conv: dialog.Conversation, message: InboundMessage, broker: NatsBroker, today: date
 ) -> dialog.Turn:
     user = dialog.UserInput(message.text or "", message.reply_id, message.type)
-    ctx = dialog.Context(today=today)
-    decision = dialog.handle(conv, user, wa_id=message.wa_id, request_id=message.wamid, ctx=ctx)
+    ctx = dialog.Context(today=today, wa_id=message.wa_id)
+    decision = dialog.handle(conv, user, request_id=message.wamid, ctx=ctx)
     for _ in range(MAX_ASKS_PER_TURN):
         if isinstance(decision, dialog.Turn):
             return decision

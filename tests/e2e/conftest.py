@@ -26,11 +26,14 @@ from services.ingress.app import build_dialog_host as build_dialog
 from services.ingress.app import build_host as build_ingress
 from services.ingress.webhook import sign
 from services.notifier.app import build_host as build_notifier
+from services.scheduler.app import build_host as build_scheduler
+from services.scheduler.cli import import_facilities_file, import_sessions_file
 from services.screening.app import build_host as build_screening
 
 BUILDERS = {
     "identity": build_identity,
     "screening": build_screening,
+    "scheduler": build_scheduler,
     "notifier": build_notifier,
     "dialog": build_dialog,
     "ingress": build_ingress,
@@ -56,11 +59,11 @@ def new_phone() -> str:
     return "62812" + "".join(random.choices("0123456789", k=8))
 
 
-def new_person(name: str = "Siti Rahmawati") -> Person:
+def new_person(name: str = "Siti Rahmawati", facility_code: str = "F3201001") -> Person:
     day = random.randint(1, 28) + 40  # a woman: day of birth + 40
     month, year, serial = random.randint(1, 12), random.randint(70, 99), random.randint(1, 9999)
     nik = f"320101{day:02d}{month:02d}{year:02d}{serial:04d}"
-    return Person(nik=nik, name=name, phone=new_phone())
+    return Person(nik=nik, name=name, phone=new_phone(), facility_code=facility_code)
 
 
 def envelope(wa_id: str, message: dict) -> dict:
@@ -156,6 +159,28 @@ class System:
         ]
         path.write_text("\n".join(rows) + "\n")
         assert await import_registry_file(self.settings, path) == 0
+
+    async def add_facility(
+        self,
+        code: str,
+        tmp: Path,
+        sessions: list[tuple[date, str, str, int]],
+        regency: str = "Kab. Bogor",
+    ) -> None:
+        """A facility with sessions (day, start, end, capacity), imported like an operator does."""
+        facilities = tmp / f"facilities-{next(_counter)}.csv"
+        facilities.write_text(
+            "code,name,address,regency,province\n"
+            f"{code},Puskesmas {code},Jl. Merdeka {code},{regency},Jawa Barat\n"
+        )
+        assert await import_facilities_file(self.settings, facilities) == 0
+        rows = [
+            f"{code},{day.isoformat()},{start},{end},{capacity},CoronaVac"
+            for day, start, end, capacity in sessions
+        ]
+        path = tmp / f"sessions-{next(_counter)}.csv"
+        path.write_text("facility_code,date,start,end,capacity,vaccine\n" + "\n".join(rows) + "\n")
+        assert await import_sessions_file(self.settings, path) == 0
 
 
 def body_of(reply: dict) -> str:

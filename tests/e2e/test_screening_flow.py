@@ -55,7 +55,7 @@ async def walk(
         if not is_question(reply):
             # The last answer is followed by a recap of the answers, then the outcome.
             assert "Ringkasan" in body_of(reply)
-            return asked, body_of((await system.replies(phone, sent_before + 2))[-1])
+            return asked, body_of((await system.replies(phone, sent_before + 2))[sent_before + 1])
         question = body_of(reply)
         asked.append(question)
         typed = "ya" if yes_if(question.lower()) else "tidak"
@@ -72,7 +72,9 @@ async def test_none_apply_is_eligible_in_one_turn(system: System, tmp_path: Path
 
 async def test_typed_none_and_english(system: System, tmp_path: Path) -> None:
     nakes = await verified(system, tmp_path, FEBRUARY)
-    await system.turn(nakes.phone, "EN")
+    before = len(system.fake.messages_to(nakes.phone))
+    await system.say(nakes.phone, "EN")  # "language changed" + the conditions in English
+    await system.replies(nakes.phone, before + 2)
     outcome = await system.turn(nakes.phone, "none")
     assert "you *can* go ahead" in body_of(outcome)
 

@@ -71,11 +71,13 @@ async def test_five_wrong_suffixes_lock_the_number_and_the_right_one_is_refused(
     assert "terverifikasi" not in after
 
 
-async def test_number_not_in_registry_is_told_how_to_get_listed(system: System) -> None:
+async def test_number_not_in_registry_is_offered_intake_or_told_where_to_go(system: System) -> None:
     phone = new_phone()
     await system.turn(phone, "VAKSIN")
     reply = body_of(await system.turn(phone, reply_id="nakes.yes"))
-    assert "belum terdaftar" in reply and "119 ext 9" in reply
+    assert "belum terdaftar" in reply and "mendaftar di sini" in reply
+    declined = body_of(await system.turn(phone, "", "intake.no"))
+    assert "119 ext 9" in declined and "vaksin@pedulilindungi.id" in declined
 
 
 async def test_someone_elses_suffix_does_not_verify(system: System, tmp_path: Path) -> None:

@@ -1,11 +1,18 @@
 """notifier.cmd.send: what to send to one WhatsApp user. Limits are WhatsApp's own, checked here so
-that an invalid message is refused where it is built, not by Meta after it is queued."""
+that an invalid message is refused where it is built, not by Meta after it is queued.
+
+Also the notifier's facts about sends that failed for good: `notifier.evt.send_failed` (for the
+dialog: the user must not be left waiting silently) and the dead letter `notifier.dlq.send` (the
+command and its last error, for operators and replay)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import base64
+import binascii
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 
 class Button(BaseModel):
@@ -57,7 +64,59 @@ class ListMessage(BaseModel):
         return self
 
 
-OutboundMessage = Annotated[TextMessage | ButtonsMessage | ListMessage, Field(discriminator="kind")]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# A command travels in one NATS message (1 MB by default), so an inline PNG stays well below it
+# (Meta itself takes images up to 5 MB): 700,000 base64 characters are about 512 KB of PNG.
+MAX_PNG_BASE64 = 700_000
+HttpsUrl = Annotated[str, Field(pattern=r"^https://[^\s]+$", max_length=2000)]
+
+
+class ImageMessage(BaseModel):
+    """An image, e.g. a QR ticket: a PNG given inline (the notifier uploads it to Meta once and
+    sends it by media id, reusing the id while Meta keeps the file) or a public HTTPS link."""
+
+    kind: Literal["image"] = "image"
+    png_base64: str | None = Field(
+        default=None, max_length=MAX_PNG_BASE64, description="the PNG itself, base64 encoded"
+    )
+    link: HttpsUrl | None = Field(default=None, description="or a public https URL to fetch")
+    caption: str | None = Field(default=None, min_length=1, max_length=1024)
+
+    @field_validator("png_base64")
+    @classmethod
+    def _is_png(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                data = base64.b64decode(value, validate=True)
+            except (binascii.Error, ValueError):
+                raise ValueError("png_base64 is not base64") from None
+            if not data.startswith(PNG_SIGNATURE):
+                raise ValueError("png_base64 is not a PNG")
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ImageMessage:
+        if (self.png_base64 is None) == (self.link is None):
+            raise ValueError("an image needs exactly one of png_base64 or link")
+        return self
+
+    def png(self) -> bytes:
+        assert self.png_base64 is not None
+        return base64.b64decode(self.png_base64)
+
+
+class VideoMessage(BaseModel):
+    """A video by link (mp4, H.264 + AAC, at most 16 MB), e.g. how the vaccine works."""
+
+    kind: Literal["video"] = "video"
+    link: HttpsUrl
+    caption: str | None = Field(default=None, min_length=1, max_length=1024)
+
+
+OutboundMessage = Annotated[
+    TextMessage | ButtonsMessage | ListMessage | ImageMessage | VideoMessage,
+    Field(discriminator="kind"),
+]
 
 
 class TemplateFallback(BaseModel):
@@ -79,3 +138,41 @@ class SendMessage(BaseModel):
     template: TemplateFallback | None = Field(
         default=None, description="sent instead of `message` outside the 24-hour window"
     )
+
+
+# --- facts about sends that failed for good -----------------------------------------------------
+
+
+class SendError(BaseModel):
+    """The last answer that made a send fail: Meta's error code and HTTP status, or ours."""
+
+    code: int | None = Field(default=None, description="Meta's error code, if Meta answered")
+    http_status: int | None = Field(default=None, description="None: no answer (network)")
+    message: str = Field(default="", max_length=1000)
+    fbtrace_id: str | None = None
+
+
+class SendFailed(BaseModel):
+    """notifier.evt.send_failed: a command that will not reach the user (dead-lettered). The
+    dialog can tell the user later, or another way, instead of leaving them waiting."""
+
+    command_id: str
+    to: str
+    reason: str = Field(
+        description="permanent_error, attempts_exhausted, window_closed, "
+        "template_not_configured, failed_status or malformed"
+    )
+    error_code: int | None = None
+    failed_at: datetime
+
+
+class DeadLetter(BaseModel):
+    """notifier.dlq.send (stream NOTIFIER_DLQ): the command as received and why it failed."""
+
+    command_id: str
+    to: str | None = None
+    reason: str
+    command: dict[str, Any] = Field(description="the SendMessage as received (raw if malformed)")
+    error: SendError | None = None
+    attempts: int = 0
+    failed_at: datetime

@@ -25,10 +25,45 @@ NOTIFIER = JStream(
     max_age=7 * DAY,
 )
 
+# Dead letters of the notifier (commands that failed for good, with their last error): apart from
+# NOTIFIER so that replaying or purging them never touches live commands.
+NOTIFIER_DLQ = JStream(
+    name="NOTIFIER_DLQ",
+    subjects=["notifier.dlq.>"],
+    storage=StorageType.FILE,
+    duplicate_window=600,
+    max_age=30 * DAY,
+)
+
 SCREENING = JStream(
     name="SCREENING",
     subjects=["screening.evt.>"],
     storage=StorageType.FILE,
     duplicate_window=600,
+    max_age=30 * DAY,
+)
+
+SCHEDULER = JStream(
+    name="SCHEDULER",
+    subjects=["scheduler.evt.>"],  # never scheduler.rpc.*: a stream must not capture a request
+    storage=StorageType.FILE,
+    duplicate_window=600,
+    max_age=30 * DAY,
+)
+
+TICKETING = JStream(
+    name="TICKETING",
+    subjects=["ticketing.evt.>"],
+    storage=StorageType.FILE,
+    duplicate_window=600,
+    max_age=30 * DAY,
+)
+
+IDENTITY = JStream(
+    name="IDENTITY",
+    subjects=["identity.evt.>"],  # never identity.rpc.*: a stream must not capture a request
+    storage=StorageType.FILE,
+    duplicate_window=600,
+    # An intake decision may wait for days before the dialog reads it after an outage.
     max_age=30 * DAY,
 )

@@ -14,15 +14,41 @@ WA_INBOUND_STATUS = "wa.inbound.status"
 # identity: core request/reply
 IDENTITY_RPC_NUMBER_STATUS = "identity.rpc.number_status"
 IDENTITY_RPC_VERIFY = "identity.rpc.verify"
+IDENTITY_RPC_CHECK_NIK = "identity.rpc.check_nik"
+IDENTITY_RPC_INTAKE_SUBMIT = "identity.rpc.intake_submit"
+IDENTITY_RPC_INTAKE_STATUS = "identity.rpc.intake_status"
+# identity: intake facts (stream IDENTITY), through the outbox
+IDENTITY_EVT_INTAKE_SUBMITTED = "identity.evt.intake_submitted"
+IDENTITY_EVT_INTAKE_DECIDED = "identity.evt.intake_decided"
 
 # screening: core request/reply, and its facts (stream SCREENING)
 SCREENING_RPC_QUESTIONNAIRE = "screening.rpc.questionnaire"
 SCREENING_RPC_EVALUATE = "screening.rpc.evaluate"
 SCREENING_EVT_COMPLETED = "screening.evt.completed"
 
+# scheduler: core request/reply (queue group `scheduler`), and its booking facts (stream SCHEDULER)
+SCHEDULER_RPC_FACILITY = "scheduler.rpc.facility"
+SCHEDULER_RPC_FACILITIES_NEARBY = "scheduler.rpc.facilities_nearby"
+SCHEDULER_RPC_OFFER = "scheduler.rpc.offer"
+SCHEDULER_RPC_ALTERNATIVES = "scheduler.rpc.alternatives"
+SCHEDULER_RPC_HOLD = "scheduler.rpc.hold"
+SCHEDULER_RPC_CONFIRM = "scheduler.rpc.confirm"
+SCHEDULER_RPC_CANCEL = "scheduler.rpc.cancel"
+SCHEDULER_RPC_BOOKINGS = "scheduler.rpc.bookings"
+SCHEDULER_EVT_BOOKED = "scheduler.evt.booked"
+SCHEDULER_EVT_CANCELLED = "scheduler.evt.cancelled"
+SCHEDULER_EVT_RESCHEDULED = "scheduler.evt.rescheduled"
+
+# ticketing: its facts (stream TICKETING); the scheduler books dose 2 on dose_given.
+TICKETING_EVT_DOSE_GIVEN = "ticketing.evt.dose_given"
+
 # notifier: outbound WhatsApp sends (stream NOTIFIER), partitioned by recipient like the inbound.
 NOTIFIER_CMD_SEND = "notifier.cmd.send.{partition}"
 NOTIFIER_CMD_SEND_ALL = "notifier.cmd.send.*"
+# A send that failed for good (stream NOTIFIER): for the dialog, so no user is left waiting.
+NOTIFIER_EVT_SEND_FAILED = "notifier.evt.send_failed"
+# Its dead letter: the command and its last error (stream NOTIFIER_DLQ, kept 30 days).
+NOTIFIER_DLQ_SEND = "notifier.dlq.send"
 
 
 def partition_of(key: str, partitions: int) -> int:

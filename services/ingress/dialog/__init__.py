@@ -10,7 +10,7 @@ from dataclasses import replace
 from datetime import date
 
 from services.common.contracts.notifier import OutboundMessage
-from services.ingress.dialog import registration, screening
+from services.ingress.dialog import intake, registration, scheduling, screening
 from services.ingress.dialog.model import (
     SILENT_TYPES,
     Ask,
@@ -38,11 +38,12 @@ __all__ = [
 ]
 
 SCREENING_STEPS = (Step.SCREENING_SUMMARY, Step.SCREENING_QUESTION)
+SCHEDULING_STEPS = (Step.LOCATION, Step.LOCATION_LIST, Step.SLOT, Step.SLOT_LIST)
+INTAKE_STEPS = (Step.INTAKE_OFFER, Step.INTAKE_NIK, Step.INTAKE_NAME, Step.INTAKE_PROFESSION,
+                Step.INTAKE_FACILITY, Step.INTAKE_CONFIRM)  # fmt: skip
 
 
-def handle(
-    conv: Conversation, user: UserInput, *, wa_id: str, request_id: str, ctx: Context
-) -> Decision:
+def handle(conv: Conversation, user: UserInput, *, request_id: str, ctx: Context) -> Decision:
     if user.type in SILENT_TYPES:
         return Turn(conv, [])
     lang, intent = conv.lang, user.intent
@@ -57,21 +58,54 @@ def handle(
     if intent == Intent.START:
         return _start(conv, ctx)
     if intent == Intent.STATUS:
+        if conv.step == Step.BOOKED:
+            return scheduling.bookings(conv)
         return Turn(conv, [_status(conv), *prompt(conv)])
-    if intent == Intent.BOOKING_COMMAND:
-        return Turn(conv, [text(lang, "no_booking")])
+    if intent in (Intent.CANCEL, Intent.RESCHEDULE, Intent.TICKET):
+        return _booking_command(conv, intent, request_id, ctx)
 
     person_id = str(conv.data.get("person_id", ""))
     match conv.step:
         case Step.ASK_NAKES:
-            return registration.on_nakes_answer(conv, user, wa_id)
+            return registration.on_nakes_answer(conv, user, ctx.wa_id)
         case Step.ASK_SUFFIX:
-            return registration.on_suffix(conv, user, wa_id, request_id, ctx)
+            return registration.on_suffix(conv, user, ctx.wa_id, request_id, ctx)
         case Step.SCREENING_SUMMARY:
             return screening.on_summary_answer(conv, user, person_id, request_id)
         case Step.SCREENING_QUESTION:
             return screening.on_question_answer(conv, user, person_id, request_id, ctx)
+        case Step.INTAKE_OFFER:
+            return intake.on_offer_answer(conv, user)
+        case Step.INTAKE_NIK:
+            return intake.on_nik(conv, user)
+        case Step.INTAKE_NAME:
+            return intake.on_name(conv, user)
+        case Step.INTAKE_PROFESSION:
+            return intake.on_profession(conv, user)
+        case Step.INTAKE_FACILITY:
+            return intake.on_facility(conv, user)
+        case Step.INTAKE_CONFIRM:
+            return intake.on_confirm(conv, user, request_id, ctx.wa_id)
+        case Step.LOCATION:
+            return scheduling.on_location_answer(conv, user, request_id, ctx)
+        case Step.LOCATION_LIST:
+            return scheduling.on_location_choice(conv, user, request_id, ctx)
+        case Step.SLOT:
+            return scheduling.on_slot_answer(conv, user, request_id, ctx)
+        case Step.SLOT_LIST:
+            return scheduling.on_slot_choice(conv, user, request_id, ctx)
     return Turn(conv, [text(lang, "unknown")])
+
+
+def _booking_command(conv: Conversation, intent: Intent, request_id: str, ctx: Context) -> Decision:
+    """BATAL, UBAH, TIKET: they act on a booking, so only once there is one."""
+    if conv.step != Step.BOOKED:
+        return Turn(conv, [text(conv.lang, "no_booking"), *prompt(conv)])
+    if intent == Intent.CANCEL:
+        return scheduling.cancel(conv, request_id)
+    if intent == Intent.RESCHEDULE:
+        return scheduling.reschedule(conv, ctx)
+    return scheduling.bookings(conv, "ticket_pending")
 
 
 def _start(conv: Conversation, ctx: Context) -> Decision:
@@ -81,10 +115,14 @@ def _start(conv: Conversation, ctx: Context) -> Decision:
         case Step.VERIFIED | Step.NOT_ELIGIBLE | Step.REFERRED:
             said = [text(lang, "already_verified", **registration.summary(conv))]
             return prepend(said, screening.begin(conv, ctx))
-        case Step.SCREENING_SUMMARY | Step.SCREENING_QUESTION:
+        case step if step in (*INTAKE_STEPS, *SCREENING_STEPS, *SCHEDULING_STEPS):
             return Turn(conv, [text(lang, "resume"), *prompt(conv)])
+        case Step.INTAKE_WAITING:
+            return Turn(conv, [text(lang, "intake_waiting", nik=conv.data.get("masked_nik", "-"))])
         case Step.ELIGIBLE:
-            return Turn(conv, [text(lang, "already_eligible", **registration.summary(conv))])
+            return scheduling.propose_location(conv)
+        case Step.BOOKED:
+            return scheduling.bookings(conv)
         case Step.POSTPONED:
             rescreen_on = conv.data.get("rescreen_on")
             if rescreen_on and date.fromisoformat(rescreen_on) > ctx.today:
@@ -100,6 +138,10 @@ def prompt(conv: Conversation) -> list[OutboundMessage]:
         return [registration.ask_nakes(conv.lang, "ask_nakes_again")]
     if conv.step == Step.ASK_SUFFIX:
         return [text(conv.lang, "ask_suffix")]
+    if conv.step in SCHEDULING_STEPS:
+        return scheduling.prompt(conv)
+    if conv.step in INTAKE_STEPS:
+        return intake.prompt(conv)
     return screening.prompt(conv)
 
 
@@ -107,8 +149,11 @@ def _status(conv: Conversation) -> OutboundMessage:
     lang = conv.lang
     if conv.step == Step.IDLE:
         return text(lang, "status_none")
-    if conv.step in (Step.ASK_NAKES, Step.ASK_SUFFIX, *SCREENING_STEPS):
+    if conv.step in (Step.ASK_NAKES, Step.ASK_SUFFIX, *INTAKE_STEPS, *SCREENING_STEPS,
+                     *SCHEDULING_STEPS):  # fmt: skip
         return text(lang, "status_pending")
+    if conv.step == Step.INTAKE_WAITING:
+        return text(lang, "intake_waiting", nik=conv.data.get("masked_nik", "-"))
     key = {
         Step.VERIFIED: "already_verified",
         Step.ELIGIBLE: "already_eligible",

@@ -24,10 +24,22 @@ class Step(StrEnum):
     IDLE = "idle"  # nothing asked: keywords start things
     ASK_NAKES = "ask_nakes"  # "are you a health worker?"
     ASK_SUFFIX = "ask_suffix"  # "last 6 digits of your NIK"
+    INTAKE_OFFER = "intake_offer"  # not in the registry: "register as a health worker?"
+    INTAKE_NIK = "intake_nik"
+    INTAKE_NAME = "intake_name"
+    INTAKE_PROFESSION = "intake_profession"
+    INTAKE_FACILITY = "intake_facility"
+    INTAKE_CONFIRM = "intake_confirm"  # the read-back: send or correct
+    INTAKE_WAITING = "intake_waiting"  # in the operators' verification queue
     VERIFIED = "verified"  # verified, screening not (yet) started
     SCREENING_SUMMARY = "screening_summary"  # "do any of these conditions apply?"
     SCREENING_QUESTION = "screening_question"  # one question at a time
-    ELIGIBLE = "eligible"
+    ELIGIBLE = "eligible"  # screened, no place yet (or none free)
+    LOCATION = "location"  # "vaccinated at your facility?" (loc.ok / loc.other)
+    LOCATION_LIST = "location_list"  # a list of facilities (loc.<code>)
+    SLOT = "slot"  # a seat is held: confirm (slot.ok) or see others (slot.other)
+    SLOT_LIST = "slot_list"  # a list of sessions (slot.<session_id>)
+    BOOKED = "booked"
     POSTPONED = "postponed"
     NOT_ELIGIBLE = "not_eligible"
     REFERRED = "referred"
@@ -37,13 +49,16 @@ class Intent(StrEnum):
     START = "start"
     HELP = "help"
     STATUS = "status"
-    BOOKING_COMMAND = "booking_command"  # BATAL / UBAH / TIKET: need a booking
+    CANCEL = "cancel"  # BATAL
+    RESCHEDULE = "reschedule"  # UBAH
+    TICKET = "ticket"  # TIKET
     LANG_ID = "lang_id"
     LANG_EN = "lang_en"
     YES = "yes"
     NO = "no"
     NONE_APPLY = "none_apply"
     SOME_APPLY = "some_apply"
+    OTHER_CHOICE = "other_choice"  # loc.other / slot.other: show me the alternatives
     OTHER = "other"
 
 
@@ -59,9 +74,25 @@ KEYWORDS: dict[str, Intent] = {
     "tolong": Intent.HELP,
     "status": Intent.STATUS,
     "cek status": Intent.STATUS,
-    "tiket": Intent.BOOKING_COMMAND,
-    "batal": Intent.BOOKING_COMMAND,
-    "ubah": Intent.BOOKING_COMMAND,
+    "tiket": Intent.TICKET,
+    "ticket": Intent.TICKET,
+    "batal": Intent.CANCEL,
+    "cancel": Intent.CANCEL,
+    "ubah": Intent.RESCHEDULE,
+    "reschedule": Intent.RESCHEDULE,
+    "intake.yes": Intent.YES,
+    "intake.no": Intent.NO,
+    "intake.ok": Intent.YES,
+    "intake.fix": Intent.NO,
+    "loc.ok": Intent.YES,
+    "slot.ok": Intent.YES,
+    "loc.other": Intent.OTHER_CHOICE,
+    "slot.other": Intent.OTHER_CHOICE,
+    "lain": Intent.OTHER_CHOICE,
+    "lainnya": Intent.OTHER_CHOICE,
+    "lokasi lain": Intent.OTHER_CHOICE,
+    "jadwal lain": Intent.OTHER_CHOICE,
+    "other": Intent.OTHER_CHOICE,
     "en": Intent.LANG_EN,
     "english": Intent.LANG_EN,
     "lang.en": Intent.LANG_EN,
@@ -168,9 +199,10 @@ def prepend(replies: list[OutboundMessage], decision: Decision) -> Decision:
 
 @dataclass(frozen=True)
 class Context:
-    """What a step knows besides the conversation: the date in Jakarta, for dated rules."""
+    """What a step knows besides the conversation: who is writing, and the date in Jakarta."""
 
     today: date
+    wa_id: str = ""
 
 
 def text(lang: str, key: str, **params: object) -> TextMessage:

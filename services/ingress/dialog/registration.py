@@ -7,6 +7,7 @@ from datetime import datetime
 
 from services.common.clock import WIB
 from services.common.contracts.identity import (
+    IntakeDecided,
     NumberStatus,
     NumberStatusRequest,
     VerifyOutcome,
@@ -14,7 +15,7 @@ from services.common.contracts.identity import (
     VerifyResult,
 )
 from services.common.contracts.notifier import ButtonsMessage, TextMessage
-from services.ingress.dialog import screening
+from services.ingress.dialog import intake, screening
 from services.ingress.dialog.model import (
     Ask,
     Context,
@@ -54,7 +55,7 @@ def _after_status(conv: Conversation, status: NumberStatus) -> Turn:
     if status.locked_until is not None:
         return Turn(Conversation(Step.IDLE, lang), [locked(lang, status.locked_until)])
     if not status.listed:
-        return Turn(Conversation(Step.IDLE, lang), [text(lang, "not_listed")])
+        return intake.offer(conv)
     return Turn(Conversation(Step.ASK_SUFFIX, lang), [text(lang, "ask_suffix")])
 
 
@@ -74,15 +75,7 @@ def _after_verify(conv: Conversation, result: VerifyResult, ctx: Context) -> Dec
     lang = conv.lang
     match result.outcome:
         case VerifyOutcome.VERIFIED:
-            verified = Conversation(Step.VERIFIED, lang).at(
-                Step.VERIFIED,
-                person_id=result.person_id,
-                name=result.masked_name or "-",
-                nik=result.masked_nik or "-",
-                profession=result.profession or "-",
-                facility=result.facility_code or "-",
-                birth_date=result.birth_date.isoformat() if result.birth_date else None,
-            )
+            verified = verified_conversation(lang, result)
             said = text(lang, "verified", **summary(verified, full=True))
             return prepend([said], screening.begin(verified, ctx))
         case VerifyOutcome.MISMATCH:
@@ -91,9 +84,22 @@ def _after_verify(conv: Conversation, result: VerifyResult, ctx: Context) -> Dec
             until = result.locked_until or datetime.now(WIB)
             return Turn(Conversation(Step.IDLE, lang), [locked(lang, until)])
         case VerifyOutcome.NOT_LISTED:
-            return Turn(Conversation(Step.IDLE, lang), [text(lang, "not_listed")])
+            return intake.offer(conv)
         case _:
             return Turn(conv, [text(lang, "suffix_format")])
+
+
+def verified_conversation(lang: str, who: VerifyResult | IntakeDecided) -> Conversation:
+    """A verified health worker: by the suffix, or by an operator's approval of their intake."""
+    return Conversation(Step.VERIFIED, lang).at(
+        Step.VERIFIED,
+        person_id=who.person_id,
+        name=who.masked_name or "-",
+        nik=who.masked_nik or "-",
+        profession=who.profession or "-",
+        facility=who.facility_code or "-",
+        birth_date=who.birth_date.isoformat() if who.birth_date else None,
+    )
 
 
 def summary(conv: Conversation, *, full: bool = False) -> dict[str, str]:

@@ -21,6 +21,7 @@ from services.common.contracts.screening import (
     ScreeningOutcome,
 )
 from services.ingress.catalog import t
+from services.ingress.dialog import scheduling
 from services.ingress.dialog.model import (
     Ask,
     Context,
@@ -31,6 +32,7 @@ from services.ingress.dialog.model import (
     Turn,
     UserInput,
     buttons,
+    prepend,
     text,
 )
 
@@ -176,14 +178,15 @@ def _evaluate(
     return Ask(request, lambda result: outcome(answered, result, said))
 
 
-def outcome(conv: Conversation, result: EvaluateResult, said: list[OutboundMessage]) -> Turn:
+def outcome(conv: Conversation, result: EvaluateResult, said: list[OutboundMessage]) -> Decision:
     lang = conv.lang
     reasons = "\n".join(f"- {r}" for r in result.reason_texts) or "-"
     match result.outcome:
         case ScreeningOutcome.ELIGIBLE:
             checks = ", ".join(result.on_site_checks) or "-"
             done = conv.at(Step.ELIGIBLE, screening_id=result.screening_id)
-            return Turn(done, [*said, text(lang, "screening_eligible", checks=checks)])
+            eligible = [*said, text(lang, "screening_eligible", checks=checks)]
+            return prepend(eligible, scheduling.propose_location(done))
         case ScreeningOutcome.POSTPONE:
             when = result.rescreen_on.strftime("%d-%m-%Y") if result.rescreen_on else "-"
             done = conv.at(

@@ -4,19 +4,33 @@ shared by the whole session, so every test makes its own numbers and NIKs)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import pytest
+import structlog
 from faststream.nats import NatsBroker
 
 from services.common.contracts.identity import (
+    CheckNikRequest,
+    CheckNikResult,
+    IntakeStatus,
+    IntakeStatusRequest,
+    IntakeSubmitRequest,
+    IntakeSubmitResult,
     NumberStatus,
     NumberStatusRequest,
     VerifyRequest,
     VerifyResult,
 )
-from services.common.contracts.subjects import IDENTITY_RPC_NUMBER_STATUS, IDENTITY_RPC_VERIFY
+from services.common.contracts.subjects import (
+    IDENTITY_RPC_CHECK_NIK,
+    IDENTITY_RPC_INTAKE_STATUS,
+    IDENTITY_RPC_INTAKE_SUBMIT,
+    IDENTITY_RPC_NUMBER_STATUS,
+    IDENTITY_RPC_VERIFY,
+)
 from services.common.embedded import free_port
 from services.common.service import ServiceHost
 from services.common.settings import Settings
@@ -24,10 +38,14 @@ from services.identity import domain, repository
 from services.identity.app import build_host
 
 from .support import (
+    CheckNikFn,
+    IntakeStatusFn,
     Registered,
     RegisterFn,
     StatusFn,
+    SubmitFn,
     VerifyFn,
+    intake_request,
     random_nik,
     random_phone,
     start_and_sync,
@@ -107,3 +125,51 @@ def number_status(identity_host: ServiceHost, client: NatsBroker) -> StatusFn:
         return NumberStatus.model_validate(await resp.decode())
 
     return _status
+
+
+@pytest.fixture
+def check_nik(identity_host: ServiceHost, client: NatsBroker) -> CheckNikFn:
+    async def _check(nik: str) -> CheckNikResult:
+        resp = await client.request(CheckNikRequest(nik=nik), IDENTITY_RPC_CHECK_NIK, timeout=5)
+        return CheckNikResult.model_validate(await resp.decode())
+
+    return _check
+
+
+@pytest.fixture
+def submit(identity_host: ServiceHost, client: NatsBroker) -> SubmitFn:
+    """Submit an intake request; fields not given are fresh random ones."""
+
+    async def _submit(
+        request: IntakeSubmitRequest | None = None, **fields: str
+    ) -> IntakeSubmitResult:
+        resp = await client.request(
+            request or intake_request(**fields), IDENTITY_RPC_INTAKE_SUBMIT, timeout=5
+        )
+        return IntakeSubmitResult.model_validate(await resp.decode())
+
+    return _submit
+
+
+@pytest.fixture
+def intake_status(identity_host: ServiceHost, client: NatsBroker) -> IntakeStatusFn:
+    async def _status(wa_id: str) -> IntakeStatus:
+        resp = await client.request(
+            IntakeStatusRequest(wa_id=wa_id), IDENTITY_RPC_INTAKE_STATUS, timeout=5
+        )
+        return IntakeStatus.model_validate(await resp.decode())
+
+    return _status
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """For tests that install the service's logging setup: put the test's back afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    config = structlog.get_config()
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.configure(**config)
+    structlog.contextvars.clear_contextvars()

@@ -1,10 +1,6 @@
 """No raw NIK, suffix or phone number in what the identity service logs while verifying."""
 
-import logging
-from collections.abc import Iterator
-
 import pytest
-import structlog
 from faststream.nats import NatsBroker
 from structlog.testing import capture_logs
 
@@ -50,18 +46,6 @@ async def test_log_events_never_carry_raw_identifiers(
     text = repr(events)
     for secret in secrets_of(person.nik, person.phone):
         assert secret not in text
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    config = structlog.get_config()
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    structlog.configure(**config)
-    structlog.contextvars.clear_contextvars()
 
 
 async def test_rendered_service_output_has_no_raw_identifiers(

@@ -14,6 +14,7 @@ from services.common.contracts.identity import (
     VerifyResult,
 )
 from services.common.contracts.notifier import ButtonsMessage, TextMessage
+from services.common.contracts.scheduler import Facility, FacilityReply, FacilityRequest
 from services.common.contracts.screening import (
     EvaluateRequest,
     EvaluateResult,
@@ -38,7 +39,7 @@ from services.ingress.dialog import (
 from services.ingress.dialog.screening import next_question, parse_past_date
 
 WA_ID = "6281200000001"
-CTX = Context(today=date(2021, 1, 20))
+CTX = Context(today=date(2021, 1, 20), wa_id=WA_ID)
 ASKED_NAKES = Conversation(Step.ASK_NAKES)
 ASKED_SUFFIX = Conversation(Step.ASK_SUFFIX)
 VERIFIED_RESULT = VerifyResult(
@@ -51,6 +52,8 @@ VERIFIED_RESULT = VerifyResult(
     birth_date=date(1985, 7, 5),
     sex="F",
 )
+FACILITY = Facility(code="F001", name="Puskesmas Cibinong", address="Jl. Raya 1",
+                    regency="Kab. Bogor", province="Jawa Barat")  # fmt: skip
 QUESTIONNAIRE = Questionnaire(
     rule_set_id="coronavac-test",
     vaccine="CoronaVac",
@@ -81,9 +84,7 @@ QUESTIONNAIRE = Questionnaire(
 
 def decide(conv: Conversation, text: str = "", reply_id: str | None = None,
            type_: str = "text", ctx: Context = CTX) -> Decision:  # fmt: skip
-    return handle(
-        conv, UserInput(text, reply_id, type_), wa_id=WA_ID, request_id="wamid.1", ctx=ctx
-    )
+    return handle(conv, UserInput(text, reply_id, type_), request_id="wamid.1", ctx=ctx)
 
 
 def turn(conv: Conversation, text: str = "", reply_id: str | None = None, type_: str = "text",
@@ -158,10 +159,13 @@ def test_listed_number_is_asked_for_suffix() -> None:
     assert "6 digit terakhir NIK" in bodies(t)
 
 
-def test_unlisted_number_is_told_where_to_get_registered() -> None:
+def test_unlisted_number_is_offered_to_register() -> None:
     t = answer(decide(ASKED_NAKES, "ya"), NumberStatusRequest, NumberStatus(listed=False))
-    assert isinstance(t, Turn) and t.conversation.step == Step.IDLE
-    assert "119 ext 9" in bodies(t) and "vaksin@pedulilindungi.id" in bodies(t)
+    assert isinstance(t, Turn) and t.conversation.step == Step.INTAKE_OFFER
+    assert "belum terdaftar" in bodies(t)
+    assert [b.id for b in t.replies[0].buttons] == ["intake.yes", "intake.no"]
+    declined = turn(t.conversation, "", "intake.no")
+    assert declined.conversation.step == Step.IDLE and "119 ext 9" in bodies(declined)
 
 
 def test_locked_number_is_told_until_when_in_jakarta_time() -> None:
@@ -229,7 +233,7 @@ def test_lock_during_verification_ends_the_attempts() -> None:
 def test_not_listed_at_verification() -> None:
     result = VerifyResult(outcome=VerifyOutcome.NOT_LISTED)
     t = answer(decide(ASKED_SUFFIX, "000000"), VerifyRequest, result)
-    assert isinstance(t, Turn) and t.conversation.step == Step.IDLE and "119 ext 9" in bodies(t)
+    assert isinstance(t, Turn) and t.conversation.step == Step.INTAKE_OFFER
 
 
 # --- screening -------------------------------------------------------------------------------
@@ -258,9 +262,13 @@ def test_none_apply_is_one_turn_with_every_top_level_answer_no(
         outcome=ScreeningOutcome.ELIGIBLE,
         on_site_checks=["suhu tubuh"],
     )
-    t = decision.then(result)
-    assert isinstance(t, Turn) and t.conversation.step == Step.ELIGIBLE
-    assert "*dapat* melanjutkan" in bodies(t) and "suhu tubuh" in bodies(t)
+    # Eligible: the assigned facility is proposed in the same turn.
+    t = answer(decision.then(result), FacilityRequest, FacilityReply(facility=FACILITY))
+    assert isinstance(t, Turn) and t.conversation.step == Step.LOCATION
+    outcome, location = t.replies
+    assert "*dapat* melanjutkan" in outcome.body and "suhu tubuh" in outcome.body
+    assert isinstance(location, ButtonsMessage) and "Puskesmas Cibinong" in location.body
+    assert [b.id for b in location.buttons] == ["loc.ok", "loc.other"]
 
 
 def test_some_apply_walks_questions_with_follow_ups_only_where_relevant() -> None:
@@ -324,7 +332,7 @@ def test_postponed_user_rescreens_only_from_the_date() -> None:
     postponed = Conversation(Step.POSTPONED, data={"rescreen_on": "2021-02-15", "person_id": "p1"})
     early = turn(postponed, "VAKSIN")
     assert early.conversation == postponed and "15-02-2021" in bodies(early)
-    decision = decide(postponed, "VAKSIN", ctx=Context(today=date(2021, 2, 15)))
+    decision = decide(postponed, "VAKSIN", ctx=Context(today=date(2021, 2, 15), wa_id=WA_ID))
     assert isinstance(decision, Ask) and isinstance(decision.request, QuestionnaireRequest)
     assert decision.request.on == date(2021, 2, 15)
 
@@ -439,10 +447,10 @@ def test_status_and_booking_commands() -> None:
     assert "15-02-2021" in bodies(turn(postponed, "STATUS"))
 
 
-def test_eligible_user_writing_the_keyword_is_told_what_comes_next() -> None:
+def test_eligible_user_writing_the_keyword_is_offered_a_place() -> None:
     eligible = Conversation(Step.ELIGIBLE, data={"name": "S*** R***", "facility": "F001"})
-    t = turn(eligible, "VAKSIN")
-    assert t.conversation == eligible and "lolos skrining" in bodies(t)
+    decision = decide(eligible, "VAKSIN")
+    assert isinstance(decision, Ask) and decision.request == FacilityRequest(code="F001")
 
 
 def test_busy_reply_keeps_state() -> None:

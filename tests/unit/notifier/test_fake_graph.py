@@ -281,3 +281,132 @@ def test_sign_is_hex_hmac_sha256() -> None:
     assert sign(b"body", "key") == (
         "sha256=515aae133b435d4000956731f68ae5cf5eb85d4f0dc6a546d2bfcd3595ec1ae1"
     )
+
+
+# --- Meta's rules the notifier relies on: templates, window, media, limits -------------------
+
+
+def template(name: str, params: list[str], lang: str = "id") -> dict[str, Any]:
+    body: dict[str, Any] = {"name": name, "language": {"code": lang}}
+    if params:
+        body["components"] = [
+            {"type": "body", "parameters": [{"type": "text", "text": p} for p in params]}
+        ]
+    return {"messaging_product": "whatsapp", "to": TO, "type": "template", "template": body}
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (template("rescreen_reminder", ["31-01-2021"]), None),
+        (template("rescreen_reminder", ["31-01-2021"], lang="en"), None),
+        (template("never_approved", ["x"]), 132001),
+        (template("rescreen_reminder", ["31-01-2021"], lang="fr"), 132001),
+        (template("rescreen_reminder", []), 132000),
+        (template("rescreen_reminder", ["a", "b"]), 132000),
+        (template("rescreen_reminder", ["two\nlines"]), 100),
+    ],
+    ids=["ok", "ok-en", "unknown", "language", "too-few", "too-many", "newline"],
+)
+async def test_templates_are_checked_like_meta_does(fake, http, body, code) -> None:
+    status, _, answer = await post(http, f"{fake.base_url}/123/messages", body)
+    if code is None:
+        assert status == 200
+        assert fake.messages_to(TO)[0]["type"] == "template"
+    else:
+        assert (status, answer["error"]["code"]) == (400, code)
+        assert fake.sent == []
+
+
+async def test_a_free_form_send_outside_the_window_fails_by_status_webhook(http) -> None:
+    received: list[dict] = []
+    arrived = asyncio.Event()
+
+    async def webhook(request: web.Request) -> web.Response:
+        received.append(json.loads(await request.read()))
+        arrived.set()
+        return web.Response(text="ok")
+
+    hook_app = web.Application()
+    hook_app.router.add_post("/webhook", webhook)
+    runner = web.AppRunner(hook_app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
+    fake = FakeGraph(
+        webhook_url=f"http://127.0.0.1:{port}/webhook",
+        app_secret="secret",
+        status_delay=0,
+        enforce_window=True,
+    )
+    await fake.start()
+    try:
+        url = f"{fake.base_url}/123/messages"
+        status, _, answer = await post(http, url, text("di luar jendela"))
+        assert status == 200  # accepted: the failure comes later, as Meta does it
+        await asyncio.wait_for(arrived.wait(), 5)
+        fake.customer_wrote(TO)
+        assert (await post(http, url, text("di dalam jendela")))[0] == 200
+        assert (await post(http, url, template("rescreen_reminder", ["1"])))[0] == 200
+    finally:
+        await fake.stop()
+        await runner.cleanup()
+    [failed] = received[0]["entry"][0]["changes"][0]["value"]["statuses"]
+    assert (failed["id"], failed["status"]) == (answer["messages"][0]["id"], "failed")
+    assert failed["errors"][0]["code"] == 131047
+    assert [m["body"]["type"] for m in fake.sent] == ["text", "template"]
+    assert [m["body"]["text"]["body"] for m in fake.undelivered] == ["di luar jendela"]
+
+
+async def test_a_send_by_an_unknown_or_expired_media_id_is_131053(fake, http) -> None:
+    form = aiohttp.FormData()
+    form.add_field("messaging_product", "whatsapp")
+    form.add_field("type", "image/png")
+    form.add_field("file", b"\x89PNG...", filename="t.png", content_type="image/png")
+    async with http.post(f"{fake.base_url}/123/media", data=form, headers=TOKEN) as r:
+        media_id = (await r.json())["id"]
+    image = {"messaging_product": "whatsapp", "to": TO, "type": "image", "image": {"id": media_id}}
+    assert (await post(http, f"{fake.base_url}/123/messages", image))[0] == 200
+    fake.expire_media(media_id)
+    status, _, answer = await post(http, f"{fake.base_url}/123/messages", image)
+    assert (status, answer["error"]["code"]) == (400, 131053)
+
+
+async def test_throughput_and_pair_limits_answer_like_meta(http) -> None:
+    fake = FakeGraph(mps_limit=3, pair_limit=(2, 60.0))
+    await fake.start()
+    try:
+        url = f"{fake.base_url}/123/messages"
+        answers = [await post(http, url, text(to=f"62812000000{i:02d}")) for i in range(4)]
+        assert [a[0] for a in answers] == [200, 200, 200, 400]
+        assert answers[3][2]["error"]["code"] == 130429
+        fake.mps_limit = None
+        pair = [(await post(http, url, text(to="6281299999999")))[2] for _ in range(3)]
+        assert [p.get("error", {}).get("code") for p in pair] == [None, None, 131056]
+    finally:
+        await fake.stop()
+    assert fake.max_rate(1.0) == 5
+
+
+async def test_typing_indicator_and_read_failures_are_recorded(fake, http) -> None:
+    url = f"{fake.base_url}/123/messages"
+    read = {"messaging_product": "whatsapp", "status": "read", "message_id": "wamid.IN2"}
+    typing = read | {"message_id": "wamid.IN3", "typing_indicator": {"type": "text"}}
+    assert (await post(http, url, read))[0] == 200
+    assert (await post(http, url, typing))[0] == 200
+    fake.failing_reads = 1
+    status, _, answer = await post(http, url, read | {"message_id": "wamid.IN4"})
+    assert (status, answer["error"]["code"]) == (500, 131000)
+    assert fake.reads == ["wamid.IN2", "wamid.IN3"]
+    assert fake.typing == ["wamid.IN3"]
+
+
+async def test_timeline_lists_send_times_for_benchmarks(fake, http) -> None:
+    url = f"{fake.base_url}/123/messages"
+    for _ in range(3):
+        await post(http, url, text())
+    root = fake.base_url.rsplit("/", 1)[0]
+    async with http.get(f"{root}/_fake/timeline", params={"after": "1"}) as r:
+        timeline = await r.json()
+    assert (timeline["sent"], timeline["last_index"], len(timeline["times"])) == (3, 3, 2)
+    assert timeline["times"] == [m["at"] for m in fake.sent[1:]]

@@ -9,6 +9,7 @@ import pytest
 
 from services.common.embedded import free_port
 from services.devtools.fake_graph import FakeGraph
+from services.notifier import graph
 from services.notifier.graph import GraphClient, GraphError
 
 TO = "6281200000002"
@@ -58,3 +59,30 @@ async def test_unreachable_graph_is_a_network_error_without_status(session) -> N
         await GraphClient(base, "123", "tok", session).send(PAYLOAD)
     assert caught.value.http_status is None
     assert caught.value.code is None
+
+
+async def test_upload_returns_the_media_id(fake, session) -> None:
+    media_id = await GraphClient(fake.base_url, "123", "tok", session).upload_media(
+        b"\x89PNG\r\n\x1a\n", "image/png", "tiket.png"
+    )
+    assert fake.media[media_id]["data"] == b"\x89PNG\r\n\x1a\n"
+    assert fake.media[media_id]["filename"] == "tiket.png"
+
+
+async def test_mark_read_with_typing_indicator(fake, session) -> None:
+    await GraphClient(fake.base_url, "123", "tok", session).mark_read("wamid.IN9", typing=True)
+    assert (fake.reads, fake.typing) == (["wamid.IN9"], ["wamid.IN9"])
+
+
+async def test_a_timeout_may_have_reached_meta_a_refused_connection_did_not(
+    fake, session, monkeypatch
+) -> None:
+    monkeypatch.setattr(graph, "REQUEST_TIMEOUT", aiohttp.ClientTimeout(total=0.2))
+    fake.latency = 1.0
+    with pytest.raises(GraphError) as slow:
+        await GraphClient(fake.base_url, "123", "tok", session).send(PAYLOAD)
+    assert (slow.value.http_status, slow.value.maybe_delivered) == (None, True)
+    base = f"http://127.0.0.1:{free_port()}/v25.0"
+    with pytest.raises(GraphError) as refused:
+        await GraphClient(base, "123", "tok", session).send(PAYLOAD)
+    assert refused.value.maybe_delivered is False

@@ -1,4 +1,5 @@
-"""The notifier's pure rules: Cloud API rendering, error classes, backoff, status order."""
+"""The notifier's pure rules: Cloud API rendering (message or template), the 24-hour window,
+error classes, backoff, the pair budget, status order."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from services.common.contracts.notifier import (
 )
 from services.notifier.domain import (
     BACKOFF_CAP,
+    PAIR_BACKOFF_CAP,
     RETRY_AFTER_CAP,
     ErrorClass,
     classify_error,
@@ -33,6 +35,7 @@ def test_text_renders_as_cloud_api_text_without_context() -> None:
         "messaging_product": "whatsapp",
         "recipient_type": "individual",
         "to": TO,
+        "biz_opaque_callback_data": "c1",
         "type": "text",
         "text": {"preview_url": False, "body": "Halo"},
     }
@@ -118,7 +121,8 @@ def test_list_renders_sections_rows_and_optional_description() -> None:
         (400, 131057, ErrorClass.TRANSIENT),
         (400, 100, ErrorClass.PERMANENT),
         (400, 131026, ErrorClass.PERMANENT),
-        (400, 131047, ErrorClass.PERMANENT),
+        (400, 131047, ErrorClass.WINDOW_CLOSED),
+        (400, 131053, ErrorClass.MEDIA_INVALID),
         (401, 190, ErrorClass.PERMANENT),
         (400, 132000, ErrorClass.PERMANENT),
         (400, 131030, ErrorClass.PERMANENT),
@@ -139,6 +143,16 @@ def test_retry_after_wins_over_backoff_and_is_capped() -> None:
     assert retry_delay(1, retry_after=7) == 7.0
     assert retry_delay(6, retry_after=0) == 0.0
     assert retry_delay(1, retry_after=10**6) == RETRY_AFTER_CAP
+
+
+def test_pair_rate_limit_backs_off_by_powers_of_four() -> None:
+    delays = [retry_delay(attempt, code=131056) for attempt in range(1, 7)]
+    assert delays == [1.0, 4.0, 16.0, 64.0, 256.0, PAIR_BACKOFF_CAP]
+    assert retry_delay(3, retry_after=2, code=131056) == 2.0
+
+
+def test_maintenance_waits_about_a_minute() -> None:
+    assert retry_delay(1, code=131057) == 60.0
 
 
 def test_jitter_keeps_delay_in_the_upper_half() -> None:

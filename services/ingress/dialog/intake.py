@@ -1,0 +1,205 @@
+"""Registering an unlisted health worker in the chat: NIK (checked by identity, never echoed),
+full name, profession, workplace facility, a read-back, then the request goes to the operators'
+verification queue. Their decision arrives later as `identity.evt.intake_decided` (see
+`services/ingress/intake_decisions.py`).
+
+The NIK typed by the user is kept in the conversation only until the request is submitted.
+"""
+
+from __future__ import annotations
+
+import re
+
+from services.common.contracts.identity import (
+    PROFESSIONS,
+    CheckNikRequest,
+    CheckNikResult,
+    IntakeOutcome,
+    IntakeSubmitRequest,
+    IntakeSubmitResult,
+    find_profession,
+)
+from services.common.contracts.notifier import (
+    Button,
+    ButtonsMessage,
+    ListMessage,
+    ListRow,
+    ListSection,
+    OutboundMessage,
+)
+from services.common.contracts.scheduler import FacilityReply, FacilityRequest
+from services.ingress.catalog import t
+from services.ingress.dialog.model import (
+    Ask,
+    Conversation,
+    Decision,
+    Intent,
+    Step,
+    Turn,
+    UserInput,
+    text,
+)
+
+_NAME = re.compile(r"^[^\W\d_][^\d_]{1,99}$")  # letters, spaces, dots, apostrophes, hyphens
+_CODE = re.compile(r"^[A-Za-z0-9._-]{1,32}$")
+
+
+def offer(conv: Conversation) -> Turn:
+    """The number is not in the registry: offer to register it."""
+    asking = Conversation(Step.INTAKE_OFFER, conv.lang)
+    return Turn(asking, [_offer_question(conv.lang)])
+
+
+def _offer_question(lang: str) -> ButtonsMessage:
+    return ButtonsMessage(
+        body=t(lang, "intake_offer"),
+        buttons=[
+            Button(id="intake.yes", title=t(lang, "btn.intake_yes")),
+            Button(id="intake.no", title=t(lang, "btn.intake_no")),
+        ],
+    )
+
+
+def on_offer_answer(conv: Conversation, user: UserInput) -> Turn:
+    if user.intent == Intent.YES:
+        return Turn(conv.at(Step.INTAKE_NIK), [text(conv.lang, "intake_ask_nik")])
+    if user.intent == Intent.NO:
+        return Turn(Conversation(Step.IDLE, conv.lang), [text(conv.lang, "not_listed")])
+    return Turn(conv, [_offer_question(conv.lang)])
+
+
+def on_nik(conv: Conversation, user: UserInput) -> Decision:
+    typed = user.digits
+    return Ask(CheckNikRequest(nik=typed), lambda result: _after_nik(conv, typed, result))
+
+
+def _after_nik(conv: Conversation, typed: str, result: CheckNikResult) -> Turn:
+    lang = conv.lang
+    if not result.valid:
+        key = f"nik_invalid.{result.code}" if result.code else "nik_invalid.length"
+        return Turn(conv, [text(lang, key), text(lang, "intake_ask_nik")])
+    noted = conv.at(Step.INTAKE_NAME, nik=typed, masked_nik=result.masked_nik,
+                    birth_date=result.birth_date.isoformat() if result.birth_date else None,
+                    sex=result.sex)  # fmt: skip
+    return Turn(noted, [text(lang, "intake_ask_name")])
+
+
+def on_name(conv: Conversation, user: UserInput) -> Turn:
+    name = " ".join(user.text.split())
+    if not _NAME.match(name):
+        return Turn(conv, [text(conv.lang, "intake_name_invalid")])
+    noted = conv.at(Step.INTAKE_PROFESSION, full_name=name)
+    return Turn(noted, [_professions(conv.lang)])
+
+
+def _professions(lang: str) -> ListMessage:
+    rows = [ListRow(id=f"prof.{p.id}", title=p.label(lang)) for p in PROFESSIONS]
+    return ListMessage(
+        body=t(lang, "intake_ask_profession"),
+        button=t(lang, "list.prof_button"),
+        sections=[ListSection(title=t(lang, "list.prof_section"), rows=rows)],
+    )
+
+
+def on_profession(conv: Conversation, user: UserInput) -> Turn:
+    profession = find_profession(user.reply_id or user.text)
+    if profession is None:
+        return Turn(conv, [_professions(conv.lang)])
+    noted = conv.at(Step.INTAKE_FACILITY, profession=profession.id)
+    return Turn(noted, [text(conv.lang, "intake_ask_facility")])
+
+
+def on_facility(conv: Conversation, user: UserInput) -> Decision:
+    code = user.text.strip().upper()
+    if not _CODE.match(code):
+        return Turn(conv, [text(conv.lang, "intake_facility_unknown")])
+
+    def then(reply: FacilityReply) -> Turn:
+        if reply.facility is None:
+            return Turn(conv, [text(conv.lang, "intake_facility_unknown")])
+        noted = conv.at(Step.INTAKE_CONFIRM, facility_code=reply.facility.code,
+                        facility_name=reply.facility.name)  # fmt: skip
+        return Turn(noted, [_read_back(noted)])
+
+    return Ask(FacilityRequest(code=code), then)
+
+
+def _read_back(conv: Conversation) -> ButtonsMessage:
+    lang, data = conv.lang, conv.data
+    profession = find_profession(data["profession"])
+    sex = t(lang, "sex.female") if data.get("sex") == "F" else t(lang, "sex.male")
+    body = t(
+        lang,
+        "intake_read_back",
+        nik=data["masked_nik"],
+        born=_born(data),
+        sex=sex,
+        name=data["full_name"],
+        profession=profession.label(lang) if profession else "-",
+        facility=f"{data['facility_name']} ({data['facility_code']})",
+    )
+    return ButtonsMessage(
+        body=body,
+        buttons=[
+            Button(id="intake.ok", title=t(lang, "btn.intake_ok")),
+            Button(id="intake.fix", title=t(lang, "btn.intake_fix")),
+        ],
+    )
+
+
+def _born(data: dict) -> str:
+    born = data.get("birth_date")
+    return "-" if not born else "-".join(reversed(born.split("-")))
+
+
+def on_confirm(conv: Conversation, user: UserInput, request_id: str, wa_id: str) -> Decision:
+    choice = {"1": Intent.YES, "2": Intent.NO}.get(user.normalized, user.intent)
+    if user.reply_id == "intake.fix" or choice == Intent.NO:
+        return Turn(conv.at(Step.INTAKE_NIK, nik=None), [text(conv.lang, "intake_ask_nik")])
+    if user.reply_id != "intake.ok" and choice != Intent.YES:
+        return Turn(conv, [_read_back(conv)])
+    data = conv.data
+    request = IntakeSubmitRequest(request_id=request_id, wa_id=wa_id, nik=data["nik"],
+                                  full_name=data["full_name"], profession=data["profession"],
+                                  facility_code=data["facility_code"], lang=conv.lang)  # fmt: skip
+    return Ask(request, lambda result: _after_submit(conv, result))
+
+
+def _after_submit(conv: Conversation, result: IntakeSubmitResult) -> Turn:
+    lang = conv.lang
+    # The NIK leaves the conversation with the request, whatever the outcome.
+    done = Conversation(Step.INTAKE_WAITING, lang, {"masked_nik": result.masked_nik})
+    match result.outcome:
+        case IntakeOutcome.SUBMITTED | IntakeOutcome.DUPLICATE_OPEN:
+            return Turn(done, [text(lang, "intake_submitted", nik=result.masked_nik or "-")])
+        case IntakeOutcome.CANNOT_MATCH:
+            return Turn(Conversation(Step.IDLE, lang), [text(lang, "intake_cannot_match")])
+        case IntakeOutcome.LIMIT_REACHED:
+            return Turn(Conversation(Step.IDLE, lang), [text(lang, "intake_limit")])
+        case IntakeOutcome.ALREADY_LISTED:
+            return Turn(Conversation(Step.ASK_SUFFIX, lang), [text(lang, "ask_suffix")])
+        case IntakeOutcome.INVALID:
+            return Turn(
+                conv.at(Step.INTAKE_NIK, nik=None),
+                [text(lang, "intake_invalid"), text(lang, "intake_ask_nik")],
+            )
+        case _:
+            return Turn(conv, [text(lang, "busy")])
+
+
+def prompt(conv: Conversation) -> list[OutboundMessage]:
+    lang = conv.lang
+    match conv.step:
+        case Step.INTAKE_OFFER:
+            return [_offer_question(lang)]
+        case Step.INTAKE_NIK:
+            return [text(lang, "intake_ask_nik")]
+        case Step.INTAKE_NAME:
+            return [text(lang, "intake_ask_name")]
+        case Step.INTAKE_PROFESSION:
+            return [_professions(lang)]
+        case Step.INTAKE_FACILITY:
+            return [text(lang, "intake_ask_facility")]
+        case Step.INTAKE_CONFIRM:
+            return [_read_back(conv)]
+    return []

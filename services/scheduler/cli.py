@@ -1,0 +1,225 @@
+"""`vaksin facilities import FILE.csv`, `vaksin sessions import FILE.csv` and `vaksin sessions
+cancel ID`: the operator's side of places and times.
+
+Imports follow the registry's rules: every row is checked first and any problem stops the import
+with a line-numbered list; a good file is merged in one transaction (facilities by code, sessions
+by facility, date, start and vaccine), so a re-import changes what changed and duplicates nothing.
+A session's capacity is never set below its bookings (nor below the seats held right now).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+import asyncpg
+
+from services.common.db import create_pool
+from services.common.settings import Settings
+from services.scheduler import domain, jobs
+from services.scheduler import repository as repo
+
+PROGRESS_EVERY = 10_000
+
+
+def _read_text(path: Path) -> str:
+    """The file as text, or ValueError with a message an operator can act on."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path}: is a directory, not a CSV file") from None
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read: {e.strerror or e}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise ValueError(
+            f"{path}: line {line}: not UTF-8 text (save the file as 'CSV UTF-8')"
+        ) from None
+
+
+def _refuse(path: Path, errors: list[domain.RowError], err: TextIO) -> int:
+    for problem in sorted(errors, key=lambda p: p.line):
+        print(problem, file=err)
+    bad_lines = len({p.line for p in errors})
+    print(f"{path}: {bad_lines} bad row(s); nothing imported", file=err)
+    return 1
+
+
+async def _connect(settings: Settings, err: TextIO) -> asyncpg.Pool | None:
+    try:
+        return await create_pool(settings.database_url or "", min_size=1, max_size=2)
+    except (OSError, asyncpg.PostgresError) as e:
+        print(f"cannot connect to the database: {e}", file=err)
+        return None
+
+
+def _progress(err: TextIO) -> Callable[[int], None]:
+    def report(done: int) -> None:
+        print(f"checked {done} rows", file=err, flush=True)
+
+    return report
+
+
+async def import_facilities_file(
+    settings: Settings, path: Path, *, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    """Validate and import a facilities CSV; returns the exit code (0 ok, 1 refused)."""
+    out, err = out or sys.stdout, err or sys.stderr
+    try:
+        text = _read_text(path)
+    except ValueError as e:
+        print(e, file=err)
+        return 1
+    rows, errors = domain.parse_facilities_csv(
+        text, progress=_progress(err), progress_every=PROGRESS_EVERY
+    )
+    if errors:
+        return _refuse(path, errors, err)
+    pool = await _connect(settings, err)
+    if pool is None:
+        return 1
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            counts = await repo.upsert_facilities(conn, rows)
+    except asyncpg.PostgresError as e:
+        print(f"import failed, nothing imported: {e}", file=err)
+        return 1
+    finally:
+        await pool.close()
+    print(
+        f"imported {len(rows)} facilities: {counts.new} new, {counts.updated} updated, "
+        f"{counts.unchanged} unchanged",
+        file=out,
+    )
+    return 0
+
+
+class _Refused(Exception):
+    def __init__(self, errors: list[domain.RowError]) -> None:
+        self.errors = errors
+
+
+async def _check_sessions(
+    conn: asyncpg.Connection, rows: list[domain.SessionRow]
+) -> list[domain.RowError]:
+    """Problems only the database can tell: unknown facilities, capacities below bookings."""
+    known = await repo.known_facilities(conn, (r.facility_code for r in rows))
+    errors = [
+        domain.RowError(
+            r.line,
+            f"facility_code: no facility {r.facility_code} "
+            "(import it with `vaksin facilities import` first)",
+        )
+        for r in rows
+        if r.facility_code not in known
+    ]
+    if errors:
+        return errors
+    await repo.stage_sessions(conn, rows)
+    by_line = {r.line: r for r in rows}
+    for existing in await repo.lock_existing_sessions(conn):
+        problem = domain.capacity_problem(
+            by_line[existing.line], existing.booked, existing.reserved
+        )
+        if problem:
+            errors.append(domain.RowError(existing.line, problem))
+    return errors
+
+
+async def import_sessions_file(
+    settings: Settings, path: Path, *, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    """Validate and import a sessions CSV; returns the exit code (0 ok, 1 refused)."""
+    out, err = out or sys.stdout, err or sys.stderr
+    started = time.monotonic()
+    try:
+        text = _read_text(path)
+    except ValueError as e:
+        print(e, file=err)
+        return 1
+    rows, errors = domain.parse_sessions_csv(
+        text, progress=_progress(err), progress_every=PROGRESS_EVERY
+    )
+    if errors:
+        return _refuse(path, errors, err)
+    pool = await _connect(settings, err)
+    if pool is None:
+        return 1
+    try:
+        async with pool.acquire() as conn:
+            async with conn.transaction():
+                errors = await _check_sessions(conn, rows)
+                if errors:
+                    raise _Refused(errors)
+                counts = await repo.merge_sessions(conn)
+            # Automatic bookings still looking for a seat at these facilities try again now.
+            woken = await repo.wake_plans(conn, {r.facility_code for r in rows})
+    except _Refused as refused:
+        return _refuse(path, refused.errors, err)
+    except asyncpg.PostgresError as e:
+        print(f"import failed, nothing imported: {e}", file=err)
+        return 1
+    finally:
+        await pool.close()
+    print(
+        f"imported {len(rows)} sessions: {counts.new} new, {counts.updated} updated, "
+        f"{counts.unchanged} unchanged",
+        file=out,
+    )
+    if woken:
+        print(f"{woken} automatic booking(s) waiting for a seat will try again now", file=out)
+    if len(rows) >= PROGRESS_EVERY:
+        print(f"done in {time.monotonic() - started:.1f}s", file=err)
+    return 0
+
+
+async def cancel_session(
+    settings: Settings,
+    session_id: int,
+    *,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Cancel a session: its bookings are cancelled, the people told and moved to a new session
+    of the same facility (see jobs.cancel_session)."""
+    out, err = out or sys.stdout, err or sys.stderr
+    pool = await _connect(settings, err)
+    if pool is None:
+        return 1
+    try:
+        done = await jobs.cancel_session(pool, session_id, settings, now or datetime.now(UTC))
+        if done is None:
+            async with pool.acquire() as conn:
+                info = await repo.session_info(conn, session_id)
+    finally:
+        await pool.close()
+    if done is None:
+        reason = "is cancelled already" if info is not None else "does not exist"
+        print(f"session {session_id} {reason}", file=err)
+        return 1
+    s = done.session
+    print(
+        f"cancelled session {s.id}: {done.facility.name} ({done.facility.code}) "
+        f"{s.day.isoformat()} {s.starts:%H:%M}-{s.ends:%H:%M} {s.vaccine}; "
+        f"{done.bookings} booking(s) cancelled and their people told",
+        file=out,
+    )
+    if done.bookings:
+        outcomes = Counter(done.outcomes)
+        print(
+            f"moved to a new session: {outcomes[jobs.Attempt.BOOKED]}; "
+            f"still looking (tried daily, people told): {outcomes[jobs.Attempt.WAITING]}; "
+            f"had another booking already: {outcomes[jobs.Attempt.SUPERSEDED]}",
+            file=out,
+        )
+    return 0

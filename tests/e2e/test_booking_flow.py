@@ -1,0 +1,103 @@
+"""From `VAKSIN` to a confirmed booking in six user turns, then STATUS, UBAH and BATAL, all through
+the webhook; seats are counted by the scheduler on the real database."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import Person, System, body_of, new_person
+
+pytestmark = pytest.mark.servers
+
+TOMORROW = date.today() + timedelta(days=1)
+
+
+def buttons(reply: dict) -> list[str]:
+    return [b["reply"]["id"] for b in reply["body"]["interactive"]["action"]["buttons"]]
+
+
+def rows(reply: dict) -> list[str]:
+    sections = reply["body"]["interactive"]["action"]["sections"]
+    return [r["id"] for s in sections for r in s["rows"]]
+
+
+async def turn_replies(system: System, phone: str, text: str = "",
+                       reply_id: str | None = None, count: int = 1) -> list[dict]:  # fmt: skip
+    before = len(system.fake.messages_to(phone))
+    await system.say(phone, text, reply_id)
+    return (await system.replies(phone, before + count))[before:]
+
+
+async def eligible_at_location(system: System, tmp_path: Path, facility: str) -> Person:
+    nakes = new_person(facility_code=facility)
+    await system.register(nakes, tmp=tmp_path)
+    await system.turn(nakes.phone, "VAKSIN")  # 1
+    await system.turn(nakes.phone, reply_id="nakes.yes")  # 2
+    await turn_replies(system, nakes.phone, nakes.suffix, count=2)  # 3: verified + conditions
+    outcome, location = await turn_replies(system, nakes.phone, "", "scr.none", count=2)  # 4
+    assert "*dapat* melanjutkan" in body_of(outcome)
+    assert buttons(location) == ["loc.ok", "loc.other"] and f"Puskesmas {facility}" in body_of(
+        location
+    )
+    return nakes
+
+
+def facility_code() -> str:
+    return f"T{secrets.token_hex(3).upper()}"
+
+
+async def test_six_turns_from_keyword_to_confirmed_booking(system: System, tmp_path: Path) -> None:
+    code = facility_code()
+    later = TOMORROW + timedelta(days=3)
+    await system.add_facility(
+        code, tmp_path, [(later, "13:00", "15:00", 5), (TOMORROW, "08:00", "12:00", 5)]
+    )
+    nakes = await eligible_at_location(system, tmp_path, code)
+    offer = await system.turn(nakes.phone, "", "loc.ok")  # 5: the earliest session, seat held
+    assert buttons(offer) == ["slot.ok", "slot.other"]
+    assert TOMORROW.strftime("%d-%m-%Y") in body_of(offer) and "08:00-12:00" in body_of(offer)
+    confirmed = await system.turn(nakes.phone, "", "slot.ok")  # 6
+    assert "*terkonfirmasi*" in body_of(confirmed)
+    assert nakes.nik not in body_of(confirmed)
+
+    status = await system.turn(nakes.phone, "STATUS")
+    assert TOMORROW.strftime("%d-%m-%Y") in body_of(status)
+
+
+async def test_reschedule_then_cancel(system: System, tmp_path: Path) -> None:
+    code = facility_code()
+    later = TOMORROW + timedelta(days=2)
+    await system.add_facility(
+        code, tmp_path, [(TOMORROW, "08:00", "12:00", 3), (later, "13:00", "15:00", 3)]
+    )
+    nakes = await eligible_at_location(system, tmp_path, code)
+    await system.turn(nakes.phone, "", "loc.ok")
+    await system.turn(nakes.phone, "ya")  # typed confirmation
+    listing = await system.turn(nakes.phone, "UBAH")
+    assert len(rows(listing)) >= 1
+    held = await system.turn(nakes.phone, str(len(rows(listing))))  # the last (later) session
+    assert later.strftime("%d-%m-%Y") in body_of(held)
+    moved = await system.turn(nakes.phone, "", "slot.ok")
+    assert "*diubah*" in body_of(moved) and later.strftime("%d-%m-%Y") in body_of(moved)
+
+    cancelled = await system.turn(nakes.phone, "BATAL")
+    assert "*dibatalkan*" in body_of(cancelled)
+    again = await system.turn(nakes.phone, "STATUS")
+    assert "terkonfirmasi" not in body_of(again)
+
+
+async def test_a_full_facility_offers_others_in_the_regency(system: System, tmp_path: Path) -> None:
+    full, other = facility_code(), facility_code()
+    regency = f"Kab. Uji {full}"  # a regency of their own: the list holds only these two
+    await system.add_facility(full, tmp_path, [], regency=regency)
+    await system.add_facility(other, tmp_path, [(TOMORROW, "09:00", "11:00", 2)], regency=regency)
+    nakes = await eligible_at_location(system, tmp_path, full)
+    said = await turn_replies(system, nakes.phone, "", "loc.ok", count=2)
+    assert "penuh" in body_of(said[0])
+    assert f"loc.{other}" in rows(said[1])
+    offer = await system.turn(nakes.phone, "", f"loc.{other}")
+    assert f"Puskesmas {other}" in body_of(offer)
