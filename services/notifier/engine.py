@@ -129,6 +129,7 @@ LEASE_SECONDS = SEND_TIMEOUT + SCHEDULE_AHEAD + 5.0
 IN_DOUBT_GRACE = 15.0  # an unanswered attempt waits this long for a status webhook
 POLL_SECONDS = 0.1  # the queue is looked at least this often (retries, other replicas' intake)
 LATE_SLOT_TOLERANCE = 0.05
+PACE_SLACK = 0.003  # a send may go this much off its paced time (timer precision)
 QUEUE_DEPTH_SECONDS = 2.0
 # Batch consumers (statuses, inbound messages): up to this many messages per fetch.
 BATCH_SIZE = 100
@@ -662,17 +663,9 @@ class SendEngine:
                 waited = True
                 await asyncio.sleep(wait)
             await self._graph_slots.acquire()
-            if not self.budget.limited:
+            if not self.budget.limited or await self._paced(deadline):
                 break
-            # Late sends (a stalled loop, every Graph call busy) would go out in a bunch: this
-            # replica's sends stay one interval apart, and a slot missed by more than the
-            # tolerance is given up for a new one.
-            at = max(loop.time(), self._next_local_send)
-            if at - deadline <= LATE_SLOT_TOLERANCE:
-                self._next_local_send = at + self.budget.interval
-                if at > loop.time():
-                    await asyncio.sleep(at - loop.time())
-                break
+            # A slot missed by more than the tolerance is given up for a new one.
             self._graph_slots.release()
             [deadline] = await self.budget.reserve(1)
         try:
@@ -683,6 +676,24 @@ class SendEngine:
                 yield True
         finally:
             self._graph_slots.release()
+
+    async def _paced(self, deadline: float) -> bool:
+        """Wait until this replica's next send time, one interval after its last one, measured
+        when the send really goes: sends that wake late together (a busy loop, every Graph call
+        taken) leave one by one instead of in a bunch. False if that is later than the slot
+        allows."""
+        loop = asyncio.get_running_loop()
+        while True:
+            now = loop.time()
+            at = max(now, self._next_local_send)
+            if at - deadline > LATE_SLOT_TOLERANCE:
+                return False
+            self._next_local_send = at + self.budget.interval
+            if at - now <= PACE_SLACK:
+                return True
+            await asyncio.sleep(at - now)
+            if loop.time() - at <= PACE_SLACK:
+                return True
 
     async def _media(self, cmd: SendMessage) -> tuple[str, str] | None:
         """(sha256, media id) of the command's inline PNG: uploaded once, reused while valid."""
