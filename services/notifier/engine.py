@@ -12,8 +12,8 @@ command stream is only the way in; Postgres is the queue.
    a sequence: the publish order of one user, whose commands share a partition) and only then
    acked. A redelivery finds its row and is a no-op. Intake is a few hundred microseconds, so the
    one-at-a-time partition is never the bottleneck. (FastStream's per-message path costs about
-   three times the whole intake; its subscribers are declared for the AsyncAPI document and for
-   KEDA, and consumed here directly.)
+   three times the whole intake: all the notifier's subscribers, the status and inbound batches
+   too, are declared on the broker for the AsyncAPI document and for KEDA, and consumed here.)
 2. Dispatch (one loop per replica): leases the *heads* of the users' queues, i.e. a user's oldest
    queued row, and only when none of the user's rows has an attempt open. `FOR UPDATE SKIP
    LOCKED` lets any number of replicas lease side by side without ever holding the same user, so
@@ -25,10 +25,14 @@ command stream is only the way in; Postgres is the queue.
    free slot. A replica reserves k slots with one `UPDATE ... SET tat = greatest(tat, now) + k/R`
    (the row lock serializes all replicas) and sends each message no earlier than its slot,
    converted to local time from the database's clock in the same statement (so never early, and
-   no clock agreement is needed). Reservations are batched (one per lease, at most ~2 s ahead),
-   so the row sees tens of updates per second even at 1,000 sends/s. A slot missed by more than
-   LATE_SLOT_TOLERANCE (a stalled loop) is not used: the send reserves a new one, so a stall never
-   turns into a burst. A 130429 answer pauses the whole number (TAT moved past Retry-After).
+   no clock agreement is needed). Reservations are batched (one per lease, at most
+   SCHEDULE_AHEAD ahead), so the row sees tens of updates per second even at 1,000 sends/s.
+   Sends that wake late together (a busy event loop, every Graph call taken) would go out in a
+   bunch: a replica also paces its own sends one interval apart on the time they really leave
+   (PACE_BURST of slack), and a slot missed by more than LATE_SLOT_TOLERANCE is given up for a
+   new one. A 130429 answer pauses the whole number (TAT moved past Retry-After). Graph calls in
+   flight (NOTIFIER_MAX_IN_FLIGHT) are counted apart from the rows waiting for their slot, so
+   slow answers from Meta do not starve the budget.
 4. Pair budget (one user): the same GCRA per user (`notifier.recipient.pair_tat`): up to
    WHATSAPP_PAIR_BURST messages at once, then one per WHATSAPP_PAIR_INTERVAL. A head over budget
    is put back with `next_attempt_at` at the time it conforms; only its own user waits.
@@ -39,10 +43,10 @@ command stream is only the way in; Postgres is the queue.
    letter (`notifier.dlq.send`, stream NOTIFIER_DLQ) and `notifier.evt.send_failed` (for the
    dialog). 131047 (window closed) switches the row to its template, once.
 6. Lost answers: Meta has no idempotency key. A lease outlives any send (Graph timeout + slot
-   wait + margin); a lease that runs out means its holder died mid-attempt, and a timeout means
-   no answer: either way the attempt is "in doubt". Because a user has at most one attempt open,
-   a status webhook for a wamid we never recorded, for that user, names it: the row is recorded
-   as accepted and not sent again. Without such a status, it is sent again after the grace
+   wait + margin); a lease that runs out means its holder died before or during its attempt, and
+   a timeout means no answer: either way the attempt is "in doubt". Because a user has at most
+   one attempt open, a status webhook for a wamid we never recorded, for that user, names it:
+   the row is recorded as accepted and not sent again. Without such a status, it is sent again after the grace
    (at-least-once, counted in `notifier_in_doubt_total{resolution="resent"}`).
 """
 
@@ -129,7 +133,7 @@ LEASE_SECONDS = SEND_TIMEOUT + SCHEDULE_AHEAD + 5.0
 IN_DOUBT_GRACE = 15.0  # an unanswered attempt waits this long for a status webhook
 POLL_SECONDS = 0.1  # the queue is looked at least this often (retries, other replicas' intake)
 LATE_SLOT_TOLERANCE = 0.05
-PACE_SLACK = 0.003  # a send may go this much off its paced time (timer precision)
+PACE_BURST = 0.01  # seconds of budget one replica may send at once (timer precision)
 QUEUE_DEPTH_SECONDS = 2.0
 # Batch consumers (statuses, inbound messages): up to this many messages per fetch.
 BATCH_SIZE = 100
@@ -266,7 +270,7 @@ class SendEngine:
         # SCHEDULE_AHEAD seconds of the budget), so slow answers do not starve the budget.
         self.max_in_flight = settings.notifier_max_in_flight
         self._graph_slots = asyncio.Semaphore(self.max_in_flight)
-        self._next_local_send = 0.0
+        self._local_tat = 0.0
         ahead = math.ceil(settings.whatsapp_mps * SCHEDULE_AHEAD) if self.budget.limited else 0
         self.max_held = self.max_in_flight + ahead
         self.lease_batch = max(1, min(MAX_LEASE_BATCH, ahead or self.max_in_flight))
@@ -678,22 +682,21 @@ class SendEngine:
             self._graph_slots.release()
 
     async def _paced(self, deadline: float) -> bool:
-        """Wait until this replica's next send time, one interval after its last one, measured
-        when the send really goes: sends that wake late together (a busy loop, every Graph call
-        taken) leave one by one instead of in a bunch. False if that is later than the slot
+        """This replica's own pace, on the time sends really go (a local GCRA, burst
+        PACE_BURST): sends that wake late together (a busy loop, every Graph call taken) leave
+        one interval apart instead of in a bunch. False if that would be later than the slot
         allows."""
         loop = asyncio.get_running_loop()
+        interval = self.budget.interval
+        tolerance = PACE_BURST
         while True:
             now = loop.time()
-            at = max(now, self._next_local_send)
-            if at - deadline > LATE_SLOT_TOLERANCE:
+            if max(now, self._local_tat) - deadline > LATE_SLOT_TOLERANCE:
                 return False
-            self._next_local_send = at + self.budget.interval
-            if at - now <= PACE_SLACK:
+            if self._local_tat - now <= tolerance:
+                self._local_tat = max(self._local_tat, now) + interval
                 return True
-            await asyncio.sleep(at - now)
-            if loop.time() - at <= PACE_SLACK:
-                return True
+            await asyncio.sleep(self._local_tat - tolerance - now)
 
     async def _media(self, cmd: SendMessage) -> tuple[str, str] | None:
         """(sha256, media id) of the command's inline PNG: uploaded once, reused while valid."""

@@ -5,6 +5,7 @@ process) and started again loses nothing and sends nothing twice, in order per u
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import subprocess
@@ -41,6 +42,25 @@ async def test_two_replicas_together_never_exceed_the_configured_rate(harness: H
     # Both replicas sent (the budget was shared, not taken by one).
     holders = {r.leased_by for to in users for r in await repository.rows_of(harness.pool, to)}
     assert len(holders) == 2
+
+
+async def test_replicas_reserving_at_once_never_share_a_slot(harness: Harness) -> None:
+    number = f"budget-{os.getpid()}-{time.monotonic_ns()}"
+    # Five replicas reserve ten slots each, 100 ms apart, at the same moment.
+    firsts = await asyncio.gather(
+        *(repository.reserve_slots(harness.pool, number, 10, 0.1) for _ in range(5))
+    )
+    starts = sorted(firsts)
+    assert starts[0] == pytest.approx(0.0, abs=0.05)
+    for earlier, later in itertools.pairwise(starts):
+        assert later - earlier == pytest.approx(1.0, abs=0.1)  # one batch after the other
+
+
+async def test_a_throttled_number_gets_no_slot_before_its_pause_ends(harness: Harness) -> None:
+    number = f"budget-{os.getpid()}-{time.monotonic_ns()}"
+    await repository.pause_budget(harness.pool, number, 2.0)
+    first = await repository.reserve_slots(harness.pool, number, 1, 0.01)
+    assert 1.9 <= first <= 2.0
 
 
 def _notifier_env(harness: Harness, data_dir: Path, **extra: str) -> dict[str, str]:
