@@ -19,31 +19,13 @@ from typing import TextIO
 
 import asyncpg
 
+from services.common.csvfile import read_csv_text
 from services.common.db import create_pool
 from services.common.settings import Settings
 from services.scheduler import domain, jobs
 from services.scheduler import repository as repo
 
 PROGRESS_EVERY = 10_000
-
-
-def _read_text(path: Path) -> str:
-    """The file as text, or ValueError with a message an operator can act on."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ValueError(f"{path}: is a directory, not a CSV file") from None
-    except OSError as e:
-        raise ValueError(f"{path}: cannot read: {e.strerror or e}") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise ValueError(
-            f"{path}: line {line}: not UTF-8 text (save the file as 'CSV UTF-8')"
-        ) from None
 
 
 def _refuse(path: Path, errors: list[domain.RowError], err: TextIO) -> int:
@@ -75,7 +57,7 @@ async def import_facilities_file(
     """Validate and import a facilities CSV; returns the exit code (0 ok, 1 refused)."""
     out, err = out or sys.stdout, err or sys.stderr
     try:
-        text = _read_text(path)
+        text = read_csv_text(path)
     except ValueError as e:
         print(e, file=err)
         return 1
@@ -142,7 +124,7 @@ async def import_sessions_file(
     out, err = out or sys.stdout, err or sys.stderr
     started = time.monotonic()
     try:
-        text = _read_text(path)
+        text = read_csv_text(path)
     except ValueError as e:
         print(e, file=err)
         return 1
