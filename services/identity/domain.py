@@ -9,16 +9,15 @@ reliability.md section 5). Nothing here keeps a raw NIK or phone beyond the valu
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import hmac
-import io
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from services.common.contracts.identity import PROFESSIONS, Profession, VerifyOutcome
+from services.common.csvfile import RowError, parse_csv
 
 # Province codes (Kemendagri) of the 38 provinces since the 2022 Papua split. The table is
 # versioned by nature (34 in 2021), and a NIK keeps the code of its first registration, so an
@@ -332,15 +331,6 @@ class RegistryRow:
 
 
 @dataclass(frozen=True)
-class RowError:
-    line: int
-    reason: str
-
-    def __str__(self) -> str:
-        return f"line {self.line}: {self.reason}"
-
-
-@dataclass(frozen=True)
 class PersonRecord:
     """A registry row as stored: hashes and masked forms, never the raw NIK or phone."""
 
@@ -378,10 +368,9 @@ def _clean(value: str) -> str:
 
 
 def _parse_row(
-    line: int, cells: Sequence[str], today: date, first_line_of: dict[str, int]
+    line: int, cells: Sequence[str], today: date, first_line_of: dict[object, int]
 ) -> tuple[RegistryRow | None, list[str]]:
-    if len(cells) != len(REGISTRY_HEADER):
-        return None, [f"expected {len(REGISTRY_HEADER)} fields, found {len(cells)}"]
+    # parse_csv has checked the number of fields.
     raw_nik, raw_name, raw_phone, raw_profession, raw_facility = cells
     problems: list[str] = []
     nik: NikInfo | None = None
@@ -431,43 +420,13 @@ def parse_registry_csv(
     the two rows is wrong and we cannot tell which.
     """
     today = today or date.today()
-    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""), strict=True)
-    rows: list[RegistryRow] = []
-    errors: list[RowError] = []
-    header_seen = False
-    first_line_of: dict[str, int] = {}
-    count = 0
-    line = 1
-    while True:
-        try:
-            cells = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as e:
-            errors.append(RowError(line, f"malformed CSV: {e}"))
-            break
-        start, line = line, reader.line_num + 1
-        if not any(c.strip() for c in cells):
-            continue
-        if not header_seen:
-            header_seen = True
-            header = tuple(c.strip().removeprefix("\ufeff").strip() for c in cells)
-            if header != REGISTRY_HEADER:
-                errors.append(
-                    RowError(start, f"header must be exactly {','.join(REGISTRY_HEADER)}")
-                )
-                break
-            continue
-        row, problems = _parse_row(start, cells, today, first_line_of)
-        errors.extend(RowError(start, p) for p in problems)
-        if row is not None:
-            rows.append(row)
-        count += 1
-        if progress is not None and count % progress_every == 0:
-            progress(count)
-    if not header_seen:
-        errors.append(RowError(1, f"empty file: expected header {','.join(REGISTRY_HEADER)}"))
-    return rows, errors
+
+    def parse_row(
+        line: int, cells: Sequence[str], first_line_of: dict[object, int]
+    ) -> tuple[RegistryRow | None, list[str]]:
+        return _parse_row(line, cells, today, first_line_of)
+
+    return parse_csv(text, REGISTRY_HEADER, parse_row, progress, progress_every)
 
 
 # --- intake of unlisted health workers -------------------------------------------------------

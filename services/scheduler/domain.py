@@ -5,17 +5,15 @@ the facility and session CSV files (line-numbered problems, nothing half-read)."
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
-from typing import TypeVar
 
 from services.common.clock import WIB
 from services.common.contracts.scheduler import Booking, ErrorCode
+from services.common.csvfile import RowError, parse_csv
 
 
 class SchedulerError(Exception):
@@ -161,15 +159,6 @@ _LIMITS = {"name": 100, "address": 200, "regency": 100, "province": 100}
 
 
 @dataclass(frozen=True)
-class RowError:
-    line: int
-    reason: str
-
-    def __str__(self) -> str:
-        return f"line {self.line}: {self.reason}"
-
-
-@dataclass(frozen=True)
 class FacilityRow:
     line: int
     code: str
@@ -275,68 +264,16 @@ def _parse_session(
     return row, []
 
 
-Row = TypeVar("Row")
-ParseRow = Callable[[int, Sequence[str], dict[object, int]], tuple[Row | None, list[str]]]
-
-
-def _parse_csv(
-    text: str,
-    header: tuple[str, ...],
-    parse_row: ParseRow[Row],
-    progress: Callable[[int], None] | None,
-    progress_every: int,
-) -> tuple[list[Row], list[RowError]]:
-    """Every row of a file, or every problem with its 1-based line number. Blank lines are
-    skipped; a duplicate is an error on its second line (one of the two is wrong)."""
-    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""), strict=True)
-    rows: list[Row] = []
-    errors: list[RowError] = []
-    header_seen = False
-    first_line_of: dict[object, int] = {}
-    count = 0
-    line = 1
-    while True:
-        try:
-            cells = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as e:
-            errors.append(RowError(line, f"malformed CSV: {e}"))
-            break
-        start, line = line, reader.line_num + 1
-        if not any(c.strip() for c in cells):
-            continue
-        if not header_seen:
-            header_seen = True
-            if tuple(c.strip().lower() for c in cells) != header:
-                errors.append(RowError(start, f"header must be exactly {','.join(header)}"))
-                break
-            continue
-        if len(cells) != len(header):
-            errors.append(RowError(start, f"expected {len(header)} fields, found {len(cells)}"))
-            continue
-        row, problems = parse_row(start, cells, first_line_of)
-        errors.extend(RowError(start, p) for p in problems)
-        if row is not None:
-            rows.append(row)
-        count += 1
-        if progress is not None and count % progress_every == 0:
-            progress(count)
-    if not header_seen:
-        errors.append(RowError(1, f"empty file: expected header {','.join(header)}"))
-    return rows, errors
-
-
 def parse_facilities_csv(
     text: str, *, progress: Callable[[int], None] | None = None, progress_every: int = 10_000
 ) -> tuple[list[FacilityRow], list[RowError]]:
-    return _parse_csv(text, FACILITY_HEADER, _parse_facility, progress, progress_every)
+    return parse_csv(text, FACILITY_HEADER, _parse_facility, progress, progress_every)
 
 
 def parse_sessions_csv(
     text: str, *, progress: Callable[[int], None] | None = None, progress_every: int = 10_000
 ) -> tuple[list[SessionRow], list[RowError]]:
-    return _parse_csv(text, SESSION_HEADER, _parse_session, progress, progress_every)
+    return parse_csv(text, SESSION_HEADER, _parse_session, progress, progress_every)
 
 
 def capacity_problem(row: SessionRow, booked: int, reserved: int) -> str | None:
