@@ -7,6 +7,7 @@ The intake handlers never raise: a failure is answered (`unavailable` / `error`)
 exception leaves the requester waiting for its timeout.
 """
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -27,6 +28,8 @@ from services.common.contracts.identity import (
     IntakeSubmitResult,
     NumberStatus,
     NumberStatusRequest,
+    PersonCard,
+    PersonRequest,
     VerifyOutcome,
     VerifyRequest,
     VerifyResult,
@@ -36,6 +39,7 @@ from services.common.contracts.subjects import (
     IDENTITY_RPC_INTAKE_STATUS,
     IDENTITY_RPC_INTAKE_SUBMIT,
     IDENTITY_RPC_NUMBER_STATUS,
+    IDENTITY_RPC_PERSON,
     IDENTITY_RPC_VERIFY,
 )
 from services.common.db import Pool
@@ -195,6 +199,21 @@ async def intake_status(
         return IntakeStatus(status=IntakeState.NONE, error=UNAVAILABLE)
 
 
+async def person(body: PersonRequest, pool: Pool) -> PersonCard:
+    """What a facility may see of a person (the ticket shows it): masked forms only."""
+    try:
+        uuid.UUID(body.person_id)
+    except ValueError:
+        return PersonCard(found=False)
+    try:
+        async with pool.acquire() as conn:
+            row = await repository.person_card(conn, body.person_id)
+    except Exception:
+        log.exception("person lookup failed")
+        return PersonCard(error=UNAVAILABLE)
+    return PersonCard(found=True, **dict(row)) if row else PersonCard(found=False)
+
+
 def build_router() -> NatsRouter:
     """A fresh router per broker: FastStream lets a router belong to one broker only."""
     router = NatsRouter()
@@ -203,4 +222,5 @@ def build_router() -> NatsRouter:
     router.subscriber(IDENTITY_RPC_CHECK_NIK, queue=QUEUE)(check_nik)
     router.subscriber(IDENTITY_RPC_INTAKE_SUBMIT, queue=QUEUE)(intake_submit)
     router.subscriber(IDENTITY_RPC_INTAKE_STATUS, queue=QUEUE)(intake_status)
+    router.subscriber(IDENTITY_RPC_PERSON, queue=QUEUE)(person)
     return router

@@ -74,6 +74,15 @@ async def candidates_for_phone(conn: asyncpg.Connection, phone_hash: str) -> lis
     return [Candidate(**dict(r)) for r in rows]
 
 
+async def person_card(conn: asyncpg.Connection, person_id: str) -> asyncpg.Record | None:
+    """The masked name, masked NIK and profession of a person, or None for an unknown id."""
+    return await conn.fetchrow(
+        """SELECT masked_name, masked_nik, profession FROM identity.person
+           WHERE id = $1::text::uuid""",
+        person_id,
+    )
+
+
 async def is_listed(conn: asyncpg.Connection, phone_hash: str) -> bool:
     return await conn.fetchval(
         "SELECT EXISTS (SELECT 1 FROM identity.person WHERE phone_hash = $1)", phone_hash

@@ -201,3 +201,21 @@ class IntakeDecided(BaseModel):
     birth_date: date
     sex: str
     decided_at: datetime
+
+
+# --- who a person is, for documents shown to others (the QR ticket) ---------------------------
+
+
+class PersonRequest(BaseModel):
+    person_id: str
+
+
+class PersonCard(BaseModel):
+    """identity.rpc.person: what a facility may see of a person (masked: staff compare it with
+    the KTP). `found` false for an unknown id; `error` when identity could not answer."""
+
+    found: bool = False
+    masked_name: str | None = None
+    masked_nik: str | None = None
+    profession: str | None = None
+    error: str | None = None

@@ -17,6 +17,7 @@ IDENTITY_RPC_VERIFY = "identity.rpc.verify"
 IDENTITY_RPC_CHECK_NIK = "identity.rpc.check_nik"
 IDENTITY_RPC_INTAKE_SUBMIT = "identity.rpc.intake_submit"
 IDENTITY_RPC_INTAKE_STATUS = "identity.rpc.intake_status"
+IDENTITY_RPC_PERSON = "identity.rpc.person"
 # identity: intake facts (stream IDENTITY), through the outbox
 IDENTITY_EVT_INTAKE_SUBMITTED = "identity.evt.intake_submitted"
 IDENTITY_EVT_INTAKE_DECIDED = "identity.evt.intake_decided"
@@ -39,7 +40,9 @@ SCHEDULER_EVT_BOOKED = "scheduler.evt.booked"
 SCHEDULER_EVT_CANCELLED = "scheduler.evt.cancelled"
 SCHEDULER_EVT_RESCHEDULED = "scheduler.evt.rescheduled"
 
-# ticketing: its facts (stream TICKETING); the scheduler books dose 2 on dose_given.
+# ticketing: the current tickets of a person (core request/reply, queue group `ticketing`), and
+# its facts (stream TICKETING); the scheduler books dose 2 on dose_given.
+TICKETING_RPC_TICKETS = "ticketing.rpc.tickets"
 TICKETING_EVT_DOSE_GIVEN = "ticketing.evt.dose_given"
 
 # notifier: outbound WhatsApp sends (stream NOTIFIER), partitioned by recipient like the inbound.

@@ -1,11 +1,14 @@
 """identity.rpc.verify and identity.rpc.number_status over a real NATS server and Postgres."""
 
 import asyncio
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+from faststream.nats import NatsBroker
 
-from services.common.contracts.identity import VerifyOutcome
+from services.common.contracts.identity import PersonCard, PersonRequest, VerifyOutcome
+from services.common.contracts.subjects import IDENTITY_RPC_PERSON
 from services.common.settings import Settings
 from services.identity import domain
 
@@ -167,3 +170,23 @@ async def test_a_repeated_request_gets_the_same_answer_and_costs_one_attempt(
     assert first.outcome is again.outcome is VerifyOutcome.MISMATCH
     assert first.attempts_left == again.attempts_left == 4
     assert (await verify(person.phone, wrong, "wamid.next")).attempts_left == 3
+
+
+async def test_person_card_shows_masked_forms_only(
+    register: RegisterFn, verify: VerifyFn, client: NatsBroker
+) -> None:
+    person = await register(name="Siti Rahmawati", profession="Bidan")
+    verified = await verify(person.phone, person.suffix)
+
+    async def card(person_id: str) -> PersonCard:
+        reply = await client.request(
+            PersonRequest(person_id=person_id), IDENTITY_RPC_PERSON, timeout=5
+        )
+        return PersonCard.model_validate(await reply.decode())
+
+    found = await card(str(verified.person_id))
+    assert (found.found, found.masked_name, found.profession) == (True, "S*** R********", "Bidan")
+    assert found.masked_nik == person.nik[:6] + "*" * 10
+    assert person.nik not in found.model_dump_json()
+    assert (await card(str(uuid.uuid4()))).found is False
+    assert (await card("not-a-uuid")).found is False
