@@ -16,6 +16,7 @@ SERVICES: dict[str, str] = {
     "identity": "services.identity.app:build_host",
     "screening": "services.screening.app:build_host",
     "scheduler": "services.scheduler.app:build_host",
+    "ticketing": "services.ticketing.app:build_host",
     "notifier": "services.notifier.app:build_host",
     "dialog": "services.ingress.app:build_dialog_host",
     "ingress": "services.ingress.app:build_host",

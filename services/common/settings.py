@@ -25,6 +25,8 @@ _GENERATED_SECRETS = (
     "whatsapp_verify_token",
     "nik_pepper",
     "operator_token",
+    # 32 random bytes in base64url: exactly an Ed25519 seed (see services/ticketing/token.py).
+    "ticket_signing_key",
 )
 
 
@@ -93,6 +95,11 @@ class Settings(BaseSettings):
     whatsapp_pair_burst: int = Field(default=20, ge=1, le=100)
     whatsapp_templates: dict[str, WhatsAppTemplate] = Field(default_factory=_local_templates)
     notifier_max_in_flight: int = Field(default=128, ge=1, le=1024)
+    # Days a finished outbound message is kept (then purged). At least 8: Meta retries a status
+    # webhook for up to 7 days, and a status for a wamid we no longer know could be taken for
+    # the user's attempt in flight; NOTIFIER keeps commands 7 days, and a redelivered command
+    # must still find its row so as not to be sent twice.
+    notifier_retention_days: int = Field(default=30, ge=8, le=3650)
 
     lockout_max_failures: int = 5
     lockout_hours: int = 24

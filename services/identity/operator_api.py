@@ -15,50 +15,29 @@ the NIK and the number masked only.
 
 from __future__ import annotations
 
-import hmac
-import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
 from aiohttp import web
 
+from services.common.operator_http import (
+    BadRequest,
+    Handler,
+    error_response,
+    json_body,
+    operator_auth,
+    operator_name,
+    operator_token_key,
+)
 from services.identity import intake
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
 pool_key = web.AppKey("identity_pool", asyncpg.Pool)
-token_key = web.AppKey("operator_token", str)
 wake_key = web.AppKey("outbox_wake", Callable)
 
 CHANNEL = "http"
-DEFAULT_OPERATOR = "api"
 MAX_LIMIT = 500
 _STATUS_FOR = {"not_found": 404, "not_open": 409, "conflict": 409, "invalid": 400}
-
-
-def _error(status: int, code: str, detail: str, **headers: str) -> web.Response:
-    return web.json_response({"error": code, "detail": detail}, status=status, headers=headers)
-
-
-def _authorized(request: web.Request) -> bool:
-    expected = request.app[token_key]
-    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-    if not expected or scheme.lower() != "bearer":
-        return False
-    return hmac.compare_digest(presented.strip().encode(), expected.encode())
-
-
-@web.middleware
-async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if not _authorized(request):
-        return _error(
-            401,
-            "unauthorized",
-            "send Authorization: Bearer <OPERATOR_TOKEN>",
-            **{"WWW-Authenticate": 'Bearer realm="vaksin-operator"'},
-        )
-    return await handler(request)
 
 
 def _dump(model: Any) -> dict[str, Any]:
@@ -73,24 +52,10 @@ def _intake_id(request: web.Request) -> int:
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    """The JSON object of a POST; an empty body is `{}`."""
-    text = await request.text()
-    if not text.strip():
-        return {}
-    try:
-        body = json.loads(text)
-    except ValueError:
-        raise intake.IntakeError("invalid", "the body is not JSON") from None
-    if not isinstance(body, dict):
-        raise intake.IntakeError("invalid", "the body is a JSON object")
-    for key in ("by", "reason"):
-        if key in body and not isinstance(body[key], str | None):
-            raise intake.IntakeError("invalid", f"'{key}' is a string")
+    body = await json_body(request)
+    if "reason" in body and not isinstance(body["reason"], str | None):
+        raise BadRequest("'reason' is a string")
     return body
-
-
-def _operator(request: web.Request, body: dict[str, Any] | None = None) -> str:
-    return (body or {}).get("by") or request.headers.get("X-Operator") or DEFAULT_OPERATOR
 
 
 def _filters(query: Any) -> dict[str, Any]:
@@ -128,7 +93,7 @@ async def list_intake(request: web.Request) -> web.Response:
 
 async def show_intake(request: web.Request) -> web.Response:
     found = await intake.show(
-        request.app[pool_key], _intake_id(request), by=_operator(request), channel=CHANNEL
+        request.app[pool_key], _intake_id(request), by=operator_name(request), channel=CHANNEL
     )
     return web.json_response(_dump(found))
 
@@ -137,7 +102,7 @@ async def approve_intake(request: web.Request) -> web.Response:
     intake_id = _intake_id(request)
     body = await _body(request)
     done = await intake.approve(
-        request.app[pool_key], intake_id, by=_operator(request, body), channel=CHANNEL
+        request.app[pool_key], intake_id, by=operator_name(request, body), channel=CHANNEL
     )
     request.app[wake_key]()
     return web.json_response(_dump(done))
@@ -150,7 +115,7 @@ async def reject_intake(request: web.Request) -> web.Response:
         request.app[pool_key],
         intake_id,
         reason=body.get("reason"),
-        by=_operator(request, body),
+        by=operator_name(request, body),
         channel=CHANNEL,
     )
     request.app[wake_key]()
@@ -162,14 +127,16 @@ async def _refusals(request: web.Request, handler: Handler) -> web.StreamRespons
     try:
         return await handler(request)
     except intake.IntakeError as e:
-        return _error(_STATUS_FOR.get(e.code, 400), e.code, e.detail)
+        return error_response(_STATUS_FOR.get(e.code, 400), e.code, e.detail)
+    except BadRequest as e:
+        return error_response(400, "invalid", str(e))
 
 
 def operator_app(pool: asyncpg.Pool, token: str, wake: Callable[[], None]) -> web.Application:
     """The `/operator/` sub-application: its middlewares guard only its own routes."""
-    app = web.Application(middlewares=[_auth, _refusals], client_max_size=64 * 1024)
+    app = web.Application(middlewares=[operator_auth, _refusals], client_max_size=64 * 1024)
     app[pool_key] = pool
-    app[token_key] = token
+    app[operator_token_key] = token
     app[wake_key] = wake
     app.router.add_get("/intake", list_intake)
     app.router.add_get("/intake/{id}", show_intake)

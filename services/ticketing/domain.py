@@ -1,0 +1,110 @@
+"""Pure rules of tickets: their codes, when they expire, and what a scan of one means.
+
+A ticket is good for one check-in on its session's day: it expires at midnight after that day in
+Jakarta, is revoked when its booking is rescheduled or cancelled, and is used up by its check-in.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from services.common.clock import WIB
+from services.common.contracts.ticketing import TicketStatus
+
+# No 0/O, 1/I/L: a code read aloud or typed from a screenshot is unambiguous. 31 symbols, 8 of
+# them: about 40 bits, so a guessed code is worthless (and the code alone redeems nothing).
+CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+CODE_LENGTH = 8
+TICKET_ID_BYTES = 12
+
+
+def new_code() -> str:
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+
+
+def new_ticket_id() -> str:
+    return secrets.token_urlsafe(TICKET_ID_BYTES)
+
+
+def expiry(session_date: date) -> datetime:
+    """Midnight after the session day, Jakarta time: a ticket is for its day only."""
+    return datetime.combine(session_date + timedelta(days=1), time(0, 0), tzinfo=WIB)
+
+
+@dataclass(frozen=True)
+class TicketState:
+    """What the ticketing database knows of a ticket, as a check needs it."""
+
+    session_date: date
+    expires_at: datetime
+    revoked_at: datetime | None = None
+    redeemed_at: datetime | None = None
+
+
+def status(state: TicketState, now: datetime) -> TicketStatus:
+    """What a scan of an authentic ticket means now. A use is told before a revocation: the
+    desk needs to know the person was already seen, even if the booking was cancelled since."""
+    if state.redeemed_at is not None:
+        return TicketStatus.ALREADY_USED
+    if state.revoked_at is not None:
+        return TicketStatus.REVOKED
+    if now >= state.expires_at:
+        return TicketStatus.EXPIRED
+    if now.astimezone(WIB).date() < state.session_date:
+        return TicketStatus.NOT_YET
+    return TicketStatus.VALID
+
+
+DETAILS: dict[TicketStatus, str] = {
+    TicketStatus.VALID: "valid ticket: check the name against the KTP",
+    TicketStatus.NOT_YET: "valid ticket, but for a later day",
+    TicketStatus.EXPIRED: "the ticket's session day is over",
+    TicketStatus.REVOKED: "the booking was rescheduled or cancelled: this ticket is void",
+    TicketStatus.ALREADY_USED: "the ticket was already used",
+    TicketStatus.FORGED: "not a ticket issued by this system",
+    TicketStatus.REDEEMED: "checked in",
+    TicketStatus.DOSE_RECORDED: "dose recorded for a ticket checked in earlier",
+}
+
+
+# --- what the desk records with a check-in ------------------------------------------------------
+
+
+class InvalidMeasurement(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """The on-site screening: body temperature and blood pressure, all optional."""
+
+    temperature_c: float | None = None
+    systolic: int | None = None
+    diastolic: int | None = None
+
+
+def measurements(
+    temperature_c: float | str | None = None, blood_pressure: str | None = None
+) -> Measurements:
+    """Checked against what a living person can measure, so a typo (365 for 36.5) is refused."""
+    temperature = None
+    if temperature_c is not None and str(temperature_c).strip():
+        try:
+            temperature = round(float(str(temperature_c).replace(",", ".")), 1)
+        except ValueError:
+            raise InvalidMeasurement("temperature must be a number in °C, e.g. 36.5") from None
+        if not 30.0 <= temperature <= 45.0:
+            raise InvalidMeasurement("temperature must be between 30 and 45 °C")
+    systolic = diastolic = None
+    if blood_pressure is not None and blood_pressure.strip():
+        high, sep, low = blood_pressure.strip().partition("/")
+        if not sep or not high.strip().isdigit() or not low.strip().isdigit():
+            raise InvalidMeasurement("blood pressure must be systolic/diastolic, e.g. 120/80")
+        systolic, diastolic = int(high), int(low)
+        if not (50 <= systolic <= 300 and 20 <= diastolic <= 200 and diastolic < systolic):
+            raise InvalidMeasurement(
+                "blood pressure out of range (systolic 50-300, diastolic 20-200)"
+            )
+    return Measurements(temperature, systolic, diastolic)

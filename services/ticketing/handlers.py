@@ -1,0 +1,176 @@
+"""The ticketing service's consumers and its rpc:
+
+- scheduler.evt.booked / .rescheduled / .cancelled: durable pull consumers that issue a ticket for
+  a new booking (and send it with the video) and revoke the ticket of a booking that is void.
+  Each is idempotent (one ticket per booking; a void booking stays void), and they commute: a
+  cancellation handled before its booking leaves the booking without a ticket.
+- ticketing.rpc.tickets: a person's usable tickets with their images, for TIKET in the chat.
+
+A failed issue is retried with a growing delay (identity may be restarting) for about half an
+hour; after that the fact stays in the stream and the failure is logged and counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Annotated
+
+import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from faststream import Context
+from faststream.nats import ConsumerConfig, NatsBroker, NatsMessage, NatsRouter, PullSub
+
+from services.common.contracts.identity import PersonCard, PersonRequest
+from services.common.contracts.scheduler import (
+    BookingCancelled,
+    BookingConfirmed,
+    BookingFact,
+    BookingRescheduled,
+)
+from services.common.contracts.streams import SCHEDULER
+from services.common.contracts.subjects import (
+    IDENTITY_RPC_PERSON,
+    SCHEDULER_EVT_BOOKED,
+    SCHEDULER_EVT_CANCELLED,
+    SCHEDULER_EVT_RESCHEDULED,
+    TICKETING_RPC_TICKETS,
+)
+from services.common.contracts.ticketing import TicketsReply, TicketsRequest
+from services.common.db import Pool
+from services.common.outbox import OutboxRelay
+from services.common.settings import Settings
+from services.ticketing import tickets
+from services.ticketing.metrics import ISSUE_FAILURES, TICKETS
+
+log = structlog.get_logger(__name__)
+
+QUEUE = "ticketing"
+MAX_DELIVER = 12
+RETRY_DELAYS = (1, 2, 5, 10, 30, 60, 120, 300, 300, 300, 300)  # seconds, before delivery 2..12
+UNAVAILABLE = "unavailable: ticketing is temporarily unavailable, try again"
+IDENTITY_TIMEOUT = 5.0
+
+Broker = Annotated[NatsBroker, Context("broker")]
+AppSettings = Annotated[Settings, Context("settings")]
+Relay = Annotated[OutboxRelay, Context("outbox")]
+TicketKey = Annotated[Ed25519PrivateKey, Context("ticket_key")]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _person(broker: NatsBroker, person_id: str) -> PersonCard:
+    reply = await broker.request(
+        PersonRequest(person_id=person_id), IDENTITY_RPC_PERSON, timeout=IDENTITY_TIMEOUT
+    )
+    card = PersonCard.model_validate(await reply.decode())
+    if card.error:
+        raise RuntimeError(f"identity could not answer: {card.error}")
+    return card
+
+
+async def _issue(
+    fact: BookingFact,
+    broker: NatsBroker,
+    pool: Pool,
+    settings: Settings,
+    key: Ed25519PrivateKey,
+    relay: OutboxRelay,
+) -> None:
+    card = await _person(broker, fact.person_id)
+    delivery = tickets.Delivery(
+        fact.wa_id, fact.lang, settings.vaccine_video_url, settings.notifier_partitions
+    )
+    issued = await tickets.issue(pool, fact, card, key, delivery, utcnow())
+    if issued is not None:
+        TICKETS.labels("issued").inc()
+        log.info("ticket issued", ticket_id=issued.ticket_id, booking_id=fact.booking_id)
+        relay.wake()
+
+
+async def _retrying(
+    msg: NatsMessage, what: str, booking_id: int, work: Callable[[], Awaitable[None]]
+) -> None:
+    """Run `work`; on failure ask for a redelivery after a growing delay, up to MAX_DELIVER."""
+    try:
+        await work()
+    except Exception:
+        delivered = msg.raw_message.metadata.num_delivered
+        if delivered >= MAX_DELIVER:
+            ISSUE_FAILURES.inc()
+            log.exception("giving up on a booking fact", fact=what, booking_id=booking_id)
+            raise
+        log.warning("booking fact failed; will retry", fact=what, booking_id=booking_id,
+                    delivery=delivered, exc_info=True)  # fmt: skip
+        await msg.nack(delay=RETRY_DELAYS[min(delivered, len(RETRY_DELAYS)) - 1])
+
+
+async def on_booked(
+    body: BookingConfirmed,
+    msg: NatsMessage,
+    broker: Broker,
+    pool: Pool,
+    settings: AppSettings,
+    key: TicketKey,
+    relay: Relay,
+) -> None:
+    await _retrying(
+        msg, "booked", body.booking_id, lambda: _issue(body, broker, pool, settings, key, relay)
+    )
+
+
+async def on_rescheduled(
+    body: BookingRescheduled,
+    msg: NatsMessage,
+    broker: Broker,
+    pool: Pool,
+    settings: AppSettings,
+    key: TicketKey,
+    relay: Relay,
+) -> None:
+    """The previous booking's ticket is revoked first: a person never holds two good tickets."""
+
+    async def work() -> None:
+        if await tickets.void(pool, body.previous.booking_id, "rescheduled", utcnow()):
+            TICKETS.labels("revoked").inc()
+        await _issue(body, broker, pool, settings, key, relay)
+
+    await _retrying(msg, "rescheduled", body.booking_id, work)
+
+
+async def on_cancelled(body: BookingCancelled, msg: NatsMessage, pool: Pool) -> None:
+    async def work() -> None:
+        if await tickets.void(pool, body.booking_id, f"cancelled: {body.reason}", utcnow()):
+            TICKETS.labels("revoked").inc()
+
+    await _retrying(msg, "cancelled", body.booking_id, work)
+
+
+async def usable_tickets(body: TicketsRequest, pool: Pool) -> TicketsReply:
+    try:
+        return TicketsReply(tickets=await tickets.usable(pool, body.person_id, body.lang, utcnow()))
+    except Exception:
+        log.exception("tickets lookup failed")
+        return TicketsReply(error=UNAVAILABLE)
+
+
+def build_router() -> NatsRouter:
+    """A fresh router per broker: FastStream lets a router belong to one broker only."""
+    router = NatsRouter()
+    router.subscriber(TICKETING_RPC_TICKETS, queue=QUEUE)(usable_tickets)
+    for subject, durable, handler in (
+        (SCHEDULER_EVT_BOOKED, "ticketing-booked", on_booked),
+        (SCHEDULER_EVT_RESCHEDULED, "ticketing-rescheduled", on_rescheduled),
+        (SCHEDULER_EVT_CANCELLED, "ticketing-cancelled", on_cancelled),
+    ):
+        router.subscriber(
+            subject,
+            stream=SCHEDULER,
+            durable=durable,
+            pull_sub=PullSub(batch_size=10, timeout=5.0),
+            config=ConsumerConfig(max_deliver=MAX_DELIVER, ack_wait=60),
+            title=durable.removeprefix("ticketing-"),
+        )(handler)
+    return router

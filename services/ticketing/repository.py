@@ -1,0 +1,183 @@
+"""The only SQL of the ticketing service: tickets (`ticketing.ticket`), void bookings
+(`ticketing.void_booking`) and the outbox (see migrations)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import date, datetime, time
+
+import asyncpg
+
+from services.ticketing.domain import Measurements, TicketState
+
+
+@dataclass(frozen=True)
+class NewTicket:
+    ticket_id: str
+    code: str
+    booking_id: int
+    person_id: str
+    dose: int
+    vaccine: str
+    facility_code: str
+    facility_name: str
+    facility_address: str
+    session_date: date
+    start_time: time
+    end_time: time
+    masked_name: str
+    masked_nik: str | None
+    token: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Ticket(NewTicket):
+    issued_at: datetime
+    revoked_at: datetime | None
+    revoked_reason: str | None
+    redeemed_at: datetime | None
+    redeemed_by: str | None
+    redeemed_via: str | None
+    temperature_c: float | None
+    systolic: int | None
+    diastolic: int | None
+    dose_given_at: datetime | None
+    dose_given_by: str | None
+
+    @property
+    def state(self) -> TicketState:
+        return TicketState(self.session_date, self.expires_at, self.revoked_at, self.redeemed_at)
+
+
+_NEW_COLUMNS = [f.name for f in fields(NewTicket)]
+_COLUMNS = ", ".join(f.name for f in fields(Ticket))
+
+
+def _ticket(row: asyncpg.Record) -> Ticket:
+    values = dict(row)
+    if values["temperature_c"] is not None:
+        values["temperature_c"] = float(values["temperature_c"])
+    return Ticket(**values)
+
+
+async def is_void(conn: asyncpg.Connection, booking_id: int) -> bool:
+    return await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM ticketing.void_booking WHERE booking_id = $1)", booking_id
+    )
+
+
+async def has_ticket(conn: asyncpg.Connection, booking_id: int) -> bool:
+    return await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM ticketing.ticket WHERE booking_id = $1)", booking_id
+    )
+
+
+async def insert_ticket(conn: asyncpg.Connection, ticket: NewTicket) -> bool:
+    """Store a new ticket; False when its booking already has one, or (rarely) its code is
+    taken: `has_ticket` tells the two apart."""
+    placeholders = ", ".join(f"${i}" for i in range(1, len(_NEW_COLUMNS) + 1))
+    inserted = await conn.fetchval(
+        f"""INSERT INTO ticketing.ticket ({", ".join(_NEW_COLUMNS)}) VALUES ({placeholders})
+            ON CONFLICT DO NOTHING RETURNING true""",
+        *(getattr(ticket, name) for name in _NEW_COLUMNS),
+    )
+    return bool(inserted)
+
+
+async def void_booking(
+    conn: asyncpg.Connection, booking_id: int, reason: str, now: datetime
+) -> Ticket | None:
+    """Mark a booking void and revoke its ticket if it has one; the ticket revoked now, if any."""
+    await conn.execute(
+        """INSERT INTO ticketing.void_booking (booking_id, reason, voided_at) VALUES ($1, $2, $3)
+           ON CONFLICT (booking_id) DO NOTHING""",
+        booking_id,
+        reason,
+        now,
+    )
+    row = await conn.fetchrow(
+        f"""UPDATE ticketing.ticket SET revoked_at = $3, revoked_reason = $2
+            WHERE booking_id = $1 AND revoked_at IS NULL RETURNING {_COLUMNS}""",
+        booking_id,
+        reason,
+        now,
+    )
+    return _ticket(row) if row else None
+
+
+async def find(conn: asyncpg.Connection | asyncpg.Pool, ticket_id: str) -> Ticket | None:
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM ticketing.ticket WHERE ticket_id = $1", ticket_id
+    )
+    return _ticket(row) if row else None
+
+
+async def find_by_booking(conn: asyncpg.Connection, booking_id: int) -> Ticket | None:
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM ticketing.ticket WHERE booking_id = $1", booking_id
+    )
+    return _ticket(row) if row else None
+
+
+async def usable_tickets(pool: asyncpg.Pool, person_id: str, now: datetime) -> list[Ticket]:
+    """The person's tickets that can still be used (not revoked, not used, not expired)."""
+    rows = await pool.fetch(
+        f"""SELECT {_COLUMNS} FROM ticketing.ticket
+            WHERE person_id = $1 AND revoked_at IS NULL AND redeemed_at IS NULL
+              AND expires_at > $2
+            ORDER BY dose, session_date""",
+        person_id,
+        now,
+    )
+    return [_ticket(r) for r in rows]
+
+
+async def redeem(
+    conn: asyncpg.Connection,
+    ticket_id: str,
+    *,
+    by: str,
+    via: str,
+    measured: Measurements,
+    dose_given: bool,
+    now: datetime,
+) -> Ticket | None:
+    """The single use: one conditional UPDATE. None when it was not redeemable (already used,
+    revoked or expired), including when a concurrent check-in won."""
+    row = await conn.fetchrow(
+        f"""UPDATE ticketing.ticket
+            SET redeemed_at = $2, redeemed_by = $3, redeemed_via = $4,
+                temperature_c = $5, systolic = $6, diastolic = $7,
+                dose_given_at = CASE WHEN $8 THEN $2 END,
+                dose_given_by = CASE WHEN $8 THEN $3 END
+            WHERE ticket_id = $1 AND redeemed_at IS NULL AND revoked_at IS NULL
+              AND expires_at > $2
+            RETURNING {_COLUMNS}""",
+        ticket_id,
+        now,
+        by,
+        via,
+        measured.temperature_c,
+        measured.systolic,
+        measured.diastolic,
+        dose_given,
+    )
+    return _ticket(row) if row else None
+
+
+async def record_dose_given(
+    conn: asyncpg.Connection, ticket_id: str, *, by: str, now: datetime
+) -> Ticket | None:
+    """The dose given to a person checked in earlier without it: once, and never on a revoked
+    ticket (its booking was cancelled or moved after the check-in)."""
+    row = await conn.fetchrow(
+        f"""UPDATE ticketing.ticket SET dose_given_at = $2, dose_given_by = $3
+            WHERE ticket_id = $1 AND redeemed_at IS NOT NULL AND dose_given_at IS NULL
+              AND revoked_at IS NULL
+            RETURNING {_COLUMNS}""",
+        ticket_id,
+        now,
+        by,
+    )
+    return _ticket(row) if row else None
