@@ -9,6 +9,7 @@ from pathlib import Path
 
 from services.common.settings import load_settings
 from services.registry import SERVICES
+from services.ticketing import cli as ticket_cli
 
 
 def _intake_id(value: str) -> int:
@@ -76,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
         if action == "reject":
             one.add_argument("--reason", required=True, help="told to the user")
 
+    ticket_cli.add_parsers(sub)
     sub.add_parser("demo-data", help="load a small sample registry into the running system")
     chat = sub.add_parser("chat", help="chat with the running system as a WhatsApp user")
     chat.add_argument("--phone", default="6281200000001", help="the WhatsApp number you write from")
@@ -140,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         from services.identity.intake_cli import run_intake
 
         return asyncio.run(run_intake(settings, args))
+    if args.command in ("ticket", "checkin"):
+        return asyncio.run(ticket_cli.run_ticket(settings, args))
     if args.command == "demo-data":
         from services.devtools.demo import load_demo_data
 

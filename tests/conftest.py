@@ -70,6 +70,8 @@ def settings(servers: Servers, tmp_path: Path) -> Settings:
         whatsapp_access_token="test-access-token",
         nik_pepper="test-pepper",
         operator_token="test-operator-token",
+        # b"test-ticket-signing-key-32-bytes": an Ed25519 seed
+        ticket_signing_key="dGVzdC10aWNrZXQtc2lnbmluZy1rZXktMzItYnl0ZXM",
         dialog_partitions=4,
         notifier_partitions=4,
         log_json=True,

@@ -40,6 +40,20 @@ key_key = web.AppKey("ticket_key", Ed25519PrivateKey)
 wake_key = web.AppKey("outbox_wake", Callable)
 
 CHANNEL = "http"
+
+
+class DeskClock:
+    """The time a check is judged at: the real one, or a fixed one (tests replaying a session
+    day; the dialog's date is replaceable the same way)."""
+
+    def __init__(self) -> None:
+        self.fixed: datetime | None = None
+
+    def now(self) -> datetime:
+        return self.fixed or datetime.now(UTC)
+
+
+clock_key = web.AppKey("desk_clock", DeskClock)
 CHECKIN_HTTP_STATUS = {
     TicketStatus.REDEEMED: 200,
     TicketStatus.DOSE_RECORDED: 200,
@@ -95,7 +109,8 @@ async def verify(request: web.Request) -> web.Response:
         token = _token(await json_body(request))
     except BadRequest as e:
         return error_response(400, "invalid", str(e))
-    check = await tickets.check(request.app[pool_key], token, request.app[key_key], _now())
+    app = request.app
+    check = await tickets.check(app[pool_key], token, app[key_key], app[clock_key].now())
     CHECKS.labels("verify", check.status.value).inc()
     return _json(check)
 
@@ -115,7 +130,7 @@ async def checkin(request: web.Request) -> web.Response:
         via=CHANNEL,
         measured=measured,
         dose_given=dose_given,
-        now=_now(),
+        now=request.app[clock_key].now(),
     )
     CHECKS.labels("checkin", check.status.value).inc()
     if check.dose_given_at is not None and check.status in (
@@ -124,10 +139,6 @@ async def checkin(request: web.Request) -> web.Response:
     ):
         request.app[wake_key]()
     return _json(check, CHECKIN_HTTP_STATUS.get(check.status, 200))
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def add_desk_routes(
@@ -141,6 +152,7 @@ def add_desk_routes(
     app[key_key] = key
     app[operator_token_key] = token
     app[wake_key] = wake
+    app[clock_key] = DeskClock()
     app.router.add_get("/tickets/public-key", public_key)
     app.router.add_post("/tickets/verify", operator_only(verify))
     app.router.add_post("/checkin", operator_only(checkin))

@@ -29,11 +29,13 @@ from services.notifier.app import build_host as build_notifier
 from services.scheduler.app import build_host as build_scheduler
 from services.scheduler.cli import import_facilities_file, import_sessions_file
 from services.screening.app import build_host as build_screening
+from services.ticketing.app import build_host as build_ticketing
 
 BUILDERS = {
     "identity": build_identity,
     "screening": build_screening,
     "scheduler": build_scheduler,
+    "ticketing": build_ticketing,
     "notifier": build_notifier,
     "dialog": build_dialog,
     "ingress": build_ingress,
