@@ -85,3 +85,11 @@ def test_measurements_accept_what_desks_type() -> None:
 def test_impossible_measurements_are_refused(temperature: object, pressure: str | None) -> None:
     with pytest.raises(domain.InvalidMeasurement):
         domain.measurements(temperature, pressure)  # type: ignore[arg-type]
+
+
+def test_both_languages_have_every_text() -> None:
+    from services.ticketing.catalog import CATALOG
+
+    assert CATALOG.texts("id").keys() == CATALOG.texts("en").keys()
+    assert CATALOG.day_text("en", DAY) == "Thursday, 14 January 2021"
+    assert CATALOG.day_text("id", DAY) == "Kamis, 14 Januari 2021"
