@@ -38,6 +38,8 @@ from services.common.contracts.scheduler import (
     ConfirmRequest,
     FacilityReply,
     FacilityRequest,
+    FacilitySearchReply,
+    FacilitySearchRequest,
     HoldReply,
     HoldRequest,
     NearbyReply,
@@ -61,14 +63,17 @@ from services.common.contracts.subjects import (
     SCHEDULER_RPC_CANCEL,
     SCHEDULER_RPC_CONFIRM,
     SCHEDULER_RPC_FACILITIES_NEARBY,
+    SCHEDULER_RPC_FACILITIES_SEARCH,
     SCHEDULER_RPC_FACILITY,
     SCHEDULER_RPC_HOLD,
     SCHEDULER_RPC_OFFER,
     SCREENING_RPC_EVALUATE,
     SCREENING_RPC_QUESTIONNAIRE,
+    TICKETING_RPC_TICKETS,
     WA_INBOUND_MESSAGE,
     send_subject,
 )
+from services.common.contracts.ticketing import TicketsReply, TicketsRequest
 from services.common.contracts.whatsapp import InboundMessage
 from services.common.db import Pool
 from services.common.outbox import OutboxRelay
@@ -99,6 +104,7 @@ ROUTES: dict[type[BaseModel], tuple[str, type[BaseModel]]] = {
     QuestionnaireRequest: (SCREENING_RPC_QUESTIONNAIRE, Questionnaire),
     EvaluateRequest: (SCREENING_RPC_EVALUATE, EvaluateResult),
     FacilityRequest: (SCHEDULER_RPC_FACILITY, FacilityReply),
+    FacilitySearchRequest: (SCHEDULER_RPC_FACILITIES_SEARCH, FacilitySearchReply),
     NearbyRequest: (SCHEDULER_RPC_FACILITIES_NEARBY, NearbyReply),
     OfferRequest: (SCHEDULER_RPC_OFFER, HoldReply),
     HoldRequest: (SCHEDULER_RPC_HOLD, HoldReply),
@@ -106,6 +112,7 @@ ROUTES: dict[type[BaseModel], tuple[str, type[BaseModel]]] = {
     ConfirmRequest: (SCHEDULER_RPC_CONFIRM, BookingReply),
     CancelRequest: (SCHEDULER_RPC_CANCEL, BookingReply),
     BookingsRequest: (SCHEDULER_RPC_BOOKINGS, BookingsReply),
+    TicketsRequest: (TICKETING_RPC_TICKETS, TicketsReply),
 }
 MAX_ASKS_PER_TURN = 6  # e.g. confirm -> expired -> offer -> full -> nearby; more means a loop
 

@@ -22,6 +22,7 @@ from services.common.contracts.scheduler import (
     ConfirmRequest,
     ErrorCode,
     Facility,
+    FacilitySearchRequest,
     Hold,
     HoldRequest,
     NearbyFacility,
@@ -29,7 +30,7 @@ from services.common.contracts.scheduler import (
     OfferRequest,
     SessionSlot,
 )
-from services.scheduler import domain
+from services.scheduler import domain, search
 from services.scheduler import repository as repo
 from services.scheduler.domain import ConfirmStep, Cutoff, SchedulerError
 
@@ -65,6 +66,20 @@ async def facility(pool: asyncpg.Pool, code: str) -> Facility:
     if found is None:
         raise _not_found(f"no facility {code}")
     return found
+
+
+async def search_facilities(
+    pool: asyncpg.Pool, req: FacilitySearchRequest
+) -> tuple[list[Facility], int]:
+    terms = search.terms(req.query)
+    async with pool.acquire() as conn:
+        return await repo.search_facilities(
+            conn,
+            [search.like_pattern(w) for w in terms.words],
+            exact=terms.exact,
+            regency=(req.regency or "").strip() or None,
+            limit=req.limit,
+        )
 
 
 async def nearby(pool: asyncpg.Pool, req: NearbyRequest, now: datetime) -> list[NearbyFacility]:

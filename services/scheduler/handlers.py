@@ -25,6 +25,8 @@ from services.common.contracts.scheduler import (
     ErrorCode,
     FacilityReply,
     FacilityRequest,
+    FacilitySearchReply,
+    FacilitySearchRequest,
     HoldReply,
     HoldRequest,
     NearbyReply,
@@ -38,6 +40,7 @@ from services.common.contracts.subjects import (
     SCHEDULER_RPC_CANCEL,
     SCHEDULER_RPC_CONFIRM,
     SCHEDULER_RPC_FACILITIES_NEARBY,
+    SCHEDULER_RPC_FACILITIES_SEARCH,
     SCHEDULER_RPC_FACILITY,
     SCHEDULER_RPC_HOLD,
     SCHEDULER_RPC_OFFER,
@@ -99,6 +102,14 @@ async def facilities_nearby(body: NearbyRequest, pool: Pool) -> NearbyReply:
         return NearbyReply(facilities=found)
 
     return await _answer("facilities_nearby", NearbyReply, work)
+
+
+async def facilities_search(body: FacilitySearchRequest, pool: Pool) -> FacilitySearchReply:
+    async def work() -> FacilitySearchReply:
+        found, total = await booking.search_facilities(pool, body)
+        return FacilitySearchReply(facilities=found, total=total)
+
+    return await _answer("facilities_search", FacilitySearchReply, work)
 
 
 async def offer(body: OfferRequest, pool: Pool, settings: AppSettings) -> HoldReply:
@@ -165,6 +176,7 @@ def build_router() -> NatsRouter:
     for subject, handler in (
         (SCHEDULER_RPC_FACILITY, facility),
         (SCHEDULER_RPC_FACILITIES_NEARBY, facilities_nearby),
+        (SCHEDULER_RPC_FACILITIES_SEARCH, facilities_search),
         (SCHEDULER_RPC_OFFER, offer),
         (SCHEDULER_RPC_ALTERNATIVES, alternatives),
         (SCHEDULER_RPC_HOLD, hold),

@@ -148,6 +148,36 @@ async def facility(conn: asyncpg.Connection, code: str) -> Facility | None:
     return _facility(row) if row else None
 
 
+# The expression of facility_search_idx (migrations/0002): written the same, or it is not used.
+_SEARCHED = "lower(f.name || ' ' || f.address || ' ' || f.regency)"
+
+
+async def search_facilities(
+    conn: asyncpg.Connection,
+    patterns: Sequence[str],
+    *,
+    exact: str,
+    regency: str | None,
+    limit: int,
+) -> tuple[list[Facility], int]:
+    """Facilities whose name, address or regency match every LIKE pattern (lowercase), the one
+    named `exact` first, then by name; and how many matched before `limit`."""
+    # One condition per word, not `LIKE ALL($n)`: a GIN index cannot answer an array operator.
+    matches = " AND ".join(f"{_SEARCHED} LIKE ${i}" for i in range(4, 4 + len(patterns)))
+    rows = await conn.fetch(
+        f"""SELECT {_FACILITY}, count(*) OVER () AS total
+            FROM scheduler.facility f
+            WHERE {matches} AND ($2::text IS NULL OR lower(f.regency) = lower($2))
+            ORDER BY lower(f.name) = $1 DESC, f.name, f.code
+            LIMIT $3""",
+        exact,
+        regency,
+        limit,
+        *patterns,
+    )
+    return [_facility(r) for r in rows], rows[0]["total"] if rows else 0
+
+
 async def nearby(
     conn: asyncpg.Connection,
     regency: str,

@@ -136,6 +136,21 @@ class System:
     async def replies(self, wa_id: str, count: int) -> list[dict]:
         return await self.fake.wait_for_messages(wa_id, count, timeout=15.0)
 
+    async def sent_of_type(self, wa_id: str, kind: str, count: int) -> list[dict]:
+        """The first `count` sends of one type (image, video, ...) to a user, waiting for them."""
+        deadline = time.monotonic() + 20
+        while True:
+            found = [m for m in self.fake.messages_to(wa_id) if m["body"].get("type") == kind]
+            if len(found) >= count:
+                return found
+            assert time.monotonic() < deadline, f"{count} {kind} send(s) expected: {len(found)}"
+            await asyncio.sleep(0.05)
+
+    async def ticket_sent(self, wa_id: str, count: int = 1) -> dict:
+        """The `count`-th ticket image to a user, once it and its video have been sent."""
+        await self.sent_of_type(wa_id, "video", count)
+        return (await self.sent_of_type(wa_id, "image", count))[count - 1]
+
     async def turn(self, wa_id: str, text: str = "", reply_id: str | None = None) -> dict:
         """Say something and wait for the one new reply it causes."""
         before = len(self.fake.messages_to(wa_id))

@@ -63,9 +63,12 @@ async def test_six_turns_from_keyword_to_confirmed_booking(system: System, tmp_p
     confirmed = await system.turn(nakes.phone, "", "slot.ok")  # 6
     assert "*terkonfirmasi*" in body_of(confirmed)
     assert nakes.nik not in body_of(confirmed)
+    ticket = await system.ticket_sent(nakes.phone)  # then the QR ticket and the video
+    assert TOMORROW.strftime("%d-%m-%Y") not in body_of(ticket)  # the caption writes it out
 
-    status = await system.turn(nakes.phone, "STATUS")
+    status, again = await turn_replies(system, nakes.phone, "STATUS", count=2)
     assert TOMORROW.strftime("%d-%m-%Y") in body_of(status)
+    assert again["body"]["image"]["id"] == ticket["body"]["image"]["id"]
 
 
 async def test_reschedule_then_cancel(system: System, tmp_path: Path) -> None:
@@ -77,12 +80,14 @@ async def test_reschedule_then_cancel(system: System, tmp_path: Path) -> None:
     nakes = await eligible_at_location(system, tmp_path, code)
     await system.turn(nakes.phone, "", "loc.ok")
     await system.turn(nakes.phone, "ya")  # typed confirmation
+    await system.ticket_sent(nakes.phone)
     listing = await system.turn(nakes.phone, "UBAH")
     assert len(rows(listing)) >= 1
     held = await system.turn(nakes.phone, str(len(rows(listing))))  # the last (later) session
     assert later.strftime("%d-%m-%Y") in body_of(held)
     moved = await system.turn(nakes.phone, "", "slot.ok")
     assert "*diubah*" in body_of(moved) and later.strftime("%d-%m-%Y") in body_of(moved)
+    await system.ticket_sent(nakes.phone, 2)  # the new ticket
 
     cancelled = await system.turn(nakes.phone, "BATAL")
     assert "*dibatalkan*" in body_of(cancelled)

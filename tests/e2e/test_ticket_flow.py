@@ -31,17 +31,6 @@ pytestmark = pytest.mark.servers
 TOMORROW = jakarta_today() + timedelta(days=1)
 
 
-async def sent_of_type(system: System, phone: str, kind: str, count: int) -> list[dict]:
-    """The first `count` sends of one type (image, video, template) to a user, waiting for them."""
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        found = [m for m in system.fake.messages_to(phone) if m["body"].get("type") == kind]
-        if len(found) >= count:
-            return found
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{count} {kind} message(s) to the user expected, got {len(found)}")
-
-
 def qr_token(system: System, image_send: dict) -> str:
     """The text of the QR code in an image sent by media id, read from the uploaded PNG."""
     media = system.fake.media[image_send["body"]["image"]["id"]]
@@ -103,8 +92,8 @@ async def test_booking_sends_a_scannable_signed_ticket_then_the_video(
     system: System, tmp_path: Path
 ) -> None:
     nakes, code = await booked(system, tmp_path)
-    [image] = await sent_of_type(system, nakes.phone, "image", 1)
-    [video] = await sent_of_type(system, nakes.phone, "video", 1)
+    [image] = await system.sent_of_type(nakes.phone, "image", 1)
+    [video] = await system.sent_of_type(nakes.phone, "video", 1)
     sends = system.fake.messages_to(nakes.phone)
     assert sends.index(image) < sends.index(video)  # the ticket first, in order
     assert video["body"]["video"]["link"] == system.settings.vaccine_video_url
@@ -133,7 +122,7 @@ async def test_desk_refuses_without_the_operator_token_and_flags_forgeries(
     system: System, tmp_path: Path
 ) -> None:
     nakes, _ = await booked(system, tmp_path)
-    token = qr_token(system, (await sent_of_type(system, nakes.phone, "image", 1))[0])
+    token = qr_token(system, (await system.sent_of_type(nakes.phone, "image", 1))[0])
     desk_day(system, TOMORROW)
     for bearer in (None, "wrong-token"):
         status, answer = await desk(system, "/checkin", {"token": token}, token=bearer)
@@ -162,12 +151,12 @@ async def test_reschedule_revokes_the_old_ticket_and_sends_a_new_one(
 ) -> None:
     later = TOMORROW + timedelta(days=2)
     nakes, _ = await booked(system, tmp_path, [(later, "13:00", "15:00", 5)])
-    first = qr_token(system, (await sent_of_type(system, nakes.phone, "image", 1))[0])
+    first = qr_token(system, (await system.sent_of_type(nakes.phone, "image", 1))[0])
     listing = await system.turn(nakes.phone, "UBAH")
     await system.turn(nakes.phone, str(len(rows(listing))))  # the later session
     moved = await system.turn(nakes.phone, "", "slot.ok")
     assert "*diubah*" in body_of(moved)
-    second = qr_token(system, (await sent_of_type(system, nakes.phone, "image", 2))[1])
+    second = qr_token(system, (await system.sent_of_type(nakes.phone, "image", 2))[1])
     assert (await offline_claims(system, second))["day"] == later.isoformat()
 
     desk_day(system, TOMORROW)
@@ -180,7 +169,7 @@ async def test_reschedule_revokes_the_old_ticket_and_sends_a_new_one(
 
 async def test_cancel_revokes_the_ticket(system: System, tmp_path: Path) -> None:
     nakes, _ = await booked(system, tmp_path)
-    token = qr_token(system, (await sent_of_type(system, nakes.phone, "image", 1))[0])
+    token = qr_token(system, (await system.sent_of_type(nakes.phone, "image", 1))[0])
     await system.turn(nakes.phone, "BATAL")
     desk_day(system, TOMORROW)
     deadline = time.monotonic() + 10
@@ -194,7 +183,7 @@ async def test_fifty_simultaneous_checkins_redeem_once_and_dose_given_books_dose
 ) -> None:
     dose_2_day = TOMORROW + timedelta(days=14)
     nakes, code = await booked(system, tmp_path, [(dose_2_day, "09:00", "11:00", 5)])
-    token = qr_token(system, (await sent_of_type(system, nakes.phone, "image", 1))[0])
+    token = qr_token(system, (await system.sent_of_type(nakes.phone, "image", 1))[0])
     desk_day(system, TOMORROW)
 
     body = {"token": token, "dose_given": True, "by": "desk-1"}
@@ -206,7 +195,7 @@ async def test_fifty_simultaneous_checkins_redeem_once_and_dose_given_books_dose
     assert {a["redeemed_by"] for a in used} == {"desk-1"}
 
     # dose 2 is booked by the scheduler from ticketing.evt.dose_given, and its ticket is sent
-    [_, dose_2] = await sent_of_type(system, nakes.phone, "image", 2)
+    [_, dose_2] = await system.sent_of_type(nakes.phone, "image", 2)
     claims = await offline_claims(system, qr_token(system, dose_2))
     assert (claims["dose"], claims["day"], claims["fac"]) == (2, dose_2_day.isoformat(), code)
     texts = [body_of(m) for m in system.fake.messages_to(nakes.phone)]
@@ -216,7 +205,7 @@ async def test_fifty_simultaneous_checkins_redeem_once_and_dose_given_books_dose
 async def test_checkin_then_dose_recorded_by_a_second_scan(system: System, tmp_path: Path) -> None:
     """Check-in at arrival, dose after the on-site screening: the second scan records it."""
     nakes, _ = await booked(system, tmp_path)
-    token = qr_token(system, (await sent_of_type(system, nakes.phone, "image", 1))[0])
+    token = qr_token(system, (await system.sent_of_type(nakes.phone, "image", 1))[0])
     desk_day(system, TOMORROW)
     assert (await desk(system, "/checkin", {"token": token}))[1]["status"] == "redeemed"
     again = await desk(system, "/checkin", {"token": token})
@@ -235,3 +224,18 @@ async def test_public_key_needs_no_token(system: System) -> None:
     assert resp.status == 200
     assert body["jwk"]["crv"] == "Ed25519" and body["pem"].startswith("-----BEGIN PUBLIC KEY")
     assert "d" not in body["jwk"]  # never the private part
+
+
+async def test_tiket_and_status_send_the_ticket_again(system: System, tmp_path: Path) -> None:
+    nakes, _ = await booked(system, tmp_path)
+    [first] = await system.sent_of_type(nakes.phone, "image", 1)
+    await system.sent_of_type(nakes.phone, "video", 1)
+    await system.say(nakes.phone, "TIKET")
+    [_, again] = await system.sent_of_type(nakes.phone, "image", 2)
+    assert qr_token(system, again) == qr_token(system, first)
+    assert again["body"]["image"]["id"] == first["body"]["image"]["id"]  # uploaded once
+    before = len(system.fake.messages_to(nakes.phone))
+    await system.say(nakes.phone, "STATUS")
+    status, image = (await system.replies(nakes.phone, before + 2))[before:]
+    assert "Jadwal vaksinasi Anda" in body_of(status)
+    assert image["body"]["type"] == "image" and qr_token(system, image) == qr_token(system, first)

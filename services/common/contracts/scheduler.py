@@ -106,6 +106,30 @@ class FacilityReply(BaseModel):
     error: str | None = None
 
 
+FACILITY_QUERY_MIN = 3  # characters of a search query, after trimming
+FACILITY_QUERY_MAX = 80
+
+
+class FacilitySearchRequest(BaseModel):
+    """Facilities found by what a user typed: every word of `query` (case-insensitive, punctuation
+    around a word ignored) must occur in the facility's name, address or regency, so a regency
+    typed after the name ("puskesmas tebet jakarta selatan") narrows the search. The exact name
+    comes first, then by name. A query outside 3..80 characters (after trimming) is refused with
+    `invalid`."""
+
+    query: str = Field(description="3 to 80 characters after trimming; otherwise `invalid`")
+    regency: str | None = Field(
+        default=None, description="only this regency (kabupaten/kota), case-insensitive"
+    )
+    limit: int = Field(default=10, ge=1, le=10)
+
+
+class FacilitySearchReply(BaseModel):
+    facilities: list[Facility] = Field(default_factory=list, description="at most `limit`")
+    total: int = Field(default=0, description="how many matched, before the limit")
+    error: str | None = None
+
+
 class NearbyRequest(BaseModel):
     """Facilities of a regency with a free seat from `on` on. Give `facility_code` (the assigned
     facility: its regency is used, and it comes first when it has a free seat) or `regency`."""

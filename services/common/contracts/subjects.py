@@ -30,6 +30,7 @@ SCREENING_EVT_COMPLETED = "screening.evt.completed"
 # scheduler: core request/reply (queue group `scheduler`), and its booking facts (stream SCHEDULER)
 SCHEDULER_RPC_FACILITY = "scheduler.rpc.facility"
 SCHEDULER_RPC_FACILITIES_NEARBY = "scheduler.rpc.facilities_nearby"
+SCHEDULER_RPC_FACILITIES_SEARCH = "scheduler.rpc.facilities_search"
 SCHEDULER_RPC_OFFER = "scheduler.rpc.offer"
 SCHEDULER_RPC_ALTERNATIVES = "scheduler.rpc.alternatives"
 SCHEDULER_RPC_HOLD = "scheduler.rpc.hold"

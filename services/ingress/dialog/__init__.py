@@ -10,7 +10,7 @@ from dataclasses import replace
 from datetime import date
 
 from services.common.contracts.notifier import OutboundMessage
-from services.ingress.dialog import intake, registration, scheduling, screening
+from services.ingress.dialog import intake, registration, scheduling, screening, tickets
 from services.ingress.dialog.model import (
     SILENT_TYPES,
     Ask,
@@ -59,7 +59,7 @@ def handle(conv: Conversation, user: UserInput, *, request_id: str, ctx: Context
         return _start(conv, ctx)
     if intent == Intent.STATUS:
         if conv.step == Step.BOOKED:
-            return scheduling.bookings(conv)
+            return tickets.with_tickets(conv, scheduling.bookings(conv))
         return Turn(conv, [_status(conv), *prompt(conv)])
     if intent in (Intent.CANCEL, Intent.RESCHEDULE, Intent.TICKET):
         return _booking_command(conv, intent, request_id, ctx)
@@ -105,7 +105,7 @@ def _booking_command(conv: Conversation, intent: Intent, request_id: str, ctx: C
         return scheduling.cancel(conv, request_id)
     if intent == Intent.RESCHEDULE:
         return scheduling.reschedule(conv, ctx)
-    return scheduling.bookings(conv, "ticket_pending")
+    return tickets.resend(conv)
 
 
 def _start(conv: Conversation, ctx: Context) -> Decision:

@@ -3,6 +3,10 @@ full name, profession, workplace facility, a read-back, then the request goes to
 verification queue. Their decision arrives later as `identity.evt.intake_decided` (see
 `services/ingress/intake_decisions.py`).
 
+The workplace is typed as a facility code or searched by name (words of the name, address or
+regency; scheduler.rpc.facilities_search): one match is taken, up to 10 are listed (`fac.<code>`,
+picked by tap, row number or code), more ask for more words.
+
 The NIK typed by the user is kept in the conversation only until the request is submitted.
 """
 
@@ -27,9 +31,20 @@ from services.common.contracts.notifier import (
     ListSection,
     OutboundMessage,
 )
-from services.common.contracts.scheduler import FacilityReply, FacilityRequest
+from services.common.contracts.scheduler import (
+    FACILITY_QUERY_MAX,
+    FACILITY_QUERY_MIN,
+    ErrorCode,
+    Facility,
+    FacilityReply,
+    FacilityRequest,
+    FacilitySearchReply,
+    FacilitySearchRequest,
+    error_code,
+)
 from services.ingress.catalog import t
 from services.ingress.dialog.model import (
+    LIST_ROWS,
     Ask,
     Conversation,
     Decision,
@@ -37,11 +52,15 @@ from services.ingress.dialog.model import (
     Step,
     Turn,
     UserInput,
+    chosen_row,
+    cut,
+    list_message,
     text,
 )
 
 _NAME = re.compile(r"^[^\W\d_][^\d_]{1,99}$")  # letters, spaces, dots, apostrophes, hyphens
 _CODE = re.compile(r"^[A-Za-z0-9._-]{1,32}$")
+_NO_LIST = {"rows": None, "list_intro": None, "list_kind": None}  # no workplace list shown
 
 
 def offer(conv: Conversation) -> Turn:
@@ -105,23 +124,76 @@ def on_profession(conv: Conversation, user: UserInput) -> Turn:
     profession = find_profession(user.reply_id or user.text)
     if profession is None:
         return Turn(conv, [_professions(conv.lang)])
-    noted = conv.at(Step.INTAKE_FACILITY, profession=profession.id)
+    noted = conv.at(Step.INTAKE_FACILITY, profession=profession.id, **_NO_LIST)
     return Turn(noted, [text(conv.lang, "intake_ask_facility")])
 
 
 def on_facility(conv: Conversation, user: UserInput) -> Decision:
-    code = user.text.strip().upper()
-    if not _CODE.match(code):
-        return Turn(conv, [text(conv.lang, "intake_facility_unknown")])
+    """A row of the list shown (tapped, its number or its code), a facility code, or a search."""
+    typed = " ".join(user.text.split())
+    picked = chosen_row(conv, user) or (user.reply_id if _is_row(user.reply_id) else None)
+    if picked is not None:
+        return _look_up(conv, picked.removeprefix("fac."), then_search="")
+    if conv.data.get("rows") and typed.isdigit() and len(typed) <= 2:  # a row that is not there
+        return Turn(conv, [text(conv.lang, "choose_from_list"), list_message(conv)])
+    if _CODE.match(typed):
+        return _look_up(conv, typed.upper(), then_search=typed)
+    return _search(conv, typed)
 
-    def then(reply: FacilityReply) -> Turn:
+
+def _is_row(reply_id: str | None) -> bool:
+    """A tap on a row of a workplace list, even one older than the list the state holds."""
+    return bool(reply_id and reply_id.startswith("fac."))
+
+
+def _look_up(conv: Conversation, code: str, then_search: str) -> Decision:
+    """The facility with this code; when there is none, search for `then_search` instead."""
+
+    def then(reply: FacilityReply) -> Decision:
         if reply.facility is None:
-            return Turn(conv, [text(conv.lang, "intake_facility_unknown")])
-        noted = conv.at(Step.INTAKE_CONFIRM, facility_code=reply.facility.code,
-                        facility_name=reply.facility.name)  # fmt: skip
-        return Turn(noted, [_read_back(noted)])
+            return _search(conv, then_search)
+        return _take(conv, reply.facility)
 
     return Ask(FacilityRequest(code=code), then)
+
+
+def _search(conv: Conversation, typed: str) -> Decision:
+    if len(typed) < FACILITY_QUERY_MIN:
+        return Turn(conv.at(conv.step, **_NO_LIST), [text(conv.lang, "intake_facility_unknown")])
+    request = FacilitySearchRequest(query=typed[:FACILITY_QUERY_MAX], limit=LIST_ROWS)
+    return Ask(request, lambda reply: _after_search(conv, reply))
+
+
+def _after_search(conv: Conversation, reply: FacilitySearchReply) -> Turn:
+    lang, unlisted = conv.lang, conv.at(conv.step, **_NO_LIST)
+    if reply.error and error_code(reply.error) != ErrorCode.INVALID:
+        return Turn(conv, [text(lang, "busy")])
+    if reply.total == 1 and reply.facilities:
+        return _take(conv, reply.facilities[0])
+    if reply.total > LIST_ROWS:
+        return Turn(unlisted, [text(lang, "intake_facility_too_many", count=reply.total)])
+    if not reply.facilities:
+        return Turn(unlisted, [text(lang, "intake_facility_unknown")])
+    listing = conv.at(conv.step, rows=[_row(f) for f in reply.facilities],
+                      list_intro="intake_facility_list_intro", list_kind="workplaces")  # fmt: skip
+    return Turn(listing, [list_message(listing)])
+
+
+def _row(facility: Facility) -> dict[str, str]:
+    title = cut(facility.name, 24)
+    # Names cut short often differ only at the end (Tebet Barat, Tebet Timur): then say it whole.
+    detail = facility.name if title != facility.name else facility.address
+    return {
+        "id": f"fac.{facility.code}",
+        "title": title,
+        "description": cut(f"{detail}, {facility.regency}", 72),
+    }
+
+
+def _take(conv: Conversation, facility: Facility) -> Turn:
+    noted = conv.at(Step.INTAKE_CONFIRM, facility_code=facility.code,
+                    facility_name=facility.name, **_NO_LIST)  # fmt: skip
+    return Turn(noted, [_read_back(noted)])
 
 
 def _read_back(conv: Conversation) -> ButtonsMessage:
@@ -198,6 +270,8 @@ def prompt(conv: Conversation) -> list[OutboundMessage]:
             return [text(lang, "intake_ask_name")]
         case Step.INTAKE_PROFESSION:
             return [_professions(lang)]
+        case Step.INTAKE_FACILITY if conv.data.get("rows"):
+            return [list_message(conv)]
         case Step.INTAKE_FACILITY:
             return [text(lang, "intake_ask_facility")]
         case Step.INTAKE_CONFIRM:

@@ -16,7 +16,15 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from services.common.contracts.notifier import Button, ButtonsMessage, OutboundMessage, TextMessage
+from services.common.contracts.notifier import (
+    Button,
+    ButtonsMessage,
+    ListMessage,
+    ListRow,
+    ListSection,
+    OutboundMessage,
+    TextMessage,
+)
 from services.ingress.catalog import DEFAULT_LANGUAGE, t
 
 
@@ -217,3 +225,36 @@ def buttons(
         body=t(lang, key, **params),
         buttons=[Button(id=reply_id, title=t(lang, title)) for reply_id, title in options],
     )
+
+
+# --- lists: rows kept in the conversation (`rows`, `list_intro`, `list_kind`), so a typed row
+# number or id works as well as a tap ---------------------------------------------------------
+
+LIST_ROWS = 10  # WhatsApp: at most 10 rows in a list message
+
+
+def list_message(conv: Conversation) -> ListMessage:
+    lang, kind = conv.lang, conv.data["list_kind"]
+    rows = [ListRow(**row) for row in conv.data["rows"]]
+    return ListMessage(
+        body=t(lang, conv.data["list_intro"]),
+        button=t(lang, f"list.{kind}_button"),
+        sections=[ListSection(title=t(lang, f"list.{kind}_section"), rows=rows)],
+    )
+
+
+def chosen_row(conv: Conversation, user: UserInput) -> str | None:
+    """The id of the row the user picked: tapped, or typed as its number or its id."""
+    ids = [row["id"] for row in conv.data.get("rows") or []]
+    if user.reply_id in ids:
+        return user.reply_id
+    typed = user.normalized
+    if typed.isdigit() and 1 <= int(typed) <= len(ids):
+        return ids[int(typed) - 1]
+    matches = [i for i in ids if i.split(".", 1)[1].lower() == typed]
+    return matches[0] if matches else None
+
+
+def cut(value: str, limit: int) -> str:
+    """`value` within a WhatsApp field limit, with an ellipsis when it had to be cut."""
+    return value if len(value) <= limit else value[: limit - 1] + "…"

@@ -12,9 +12,6 @@ import datetime as dt
 from services.common.contracts.notifier import (
     Button,
     ButtonsMessage,
-    ListMessage,
-    ListRow,
-    ListSection,
     OutboundMessage,
 )
 from services.common.contracts.scheduler import (
@@ -39,6 +36,7 @@ from services.common.contracts.scheduler import (
 )
 from services.ingress.catalog import t
 from services.ingress.dialog.model import (
+    LIST_ROWS,
     Ask,
     Context,
     Conversation,
@@ -47,12 +45,12 @@ from services.ingress.dialog.model import (
     Step,
     Turn,
     UserInput,
+    chosen_row,
+    cut,
+    list_message,
     prepend,
     text,
 )
-
-LIST_ROWS = 10  # WhatsApp: at most 10 rows in a list message
-
 
 # --- location --------------------------------------------------------------------------------
 
@@ -111,23 +109,23 @@ def _show_facilities(conv: Conversation, reply: NearbyReply, intro: str) -> Turn
     rows = [
         {
             "id": f"loc.{f.code}",
-            "title": _cut(f.name, 24),
-            "description": _cut(
+            "title": cut(f.name, 24),
+            "description": cut(
                 t(lang, "facility_row", address=f.address, date=_date(f.earliest_date)), 72
             ),
         }
         for f in reply.facilities[:LIST_ROWS]
     ]
     listing = conv.at(Step.LOCATION_LIST, rows=rows, list_intro=intro, list_kind="facilities")
-    return Turn(listing, [_list_message(listing)])
+    return Turn(listing, [list_message(listing)])
 
 
 def on_location_choice(
     conv: Conversation, user: UserInput, request_id: str, ctx: Context
 ) -> Decision:
-    row = _chosen_row(conv, user)
+    row = chosen_row(conv, user)
     if row is None:
-        return Turn(conv, [text(conv.lang, "choose_from_list"), _list_message(conv)])
+        return Turn(conv, [text(conv.lang, "choose_from_list"), list_message(conv)])
     return offer(conv, row.removeprefix("loc."), request_id, ctx)
 
 
@@ -246,7 +244,7 @@ def _show_sessions(conv: Conversation, reply: AlternativesReply, facility_code: 
         {
             "id": f"slot.{s.session_id}",
             "title": f"{_date(s.date)} {s.start.strftime('%H:%M')}",
-            "description": _cut(
+            "description": cut(
                 t(
                     lang,
                     "session_row",
@@ -267,13 +265,13 @@ def _show_sessions(conv: Conversation, reply: AlternativesReply, facility_code: 
         list_kind="sessions",
         facility_code=facility_code,
     )
-    return Turn(listing, [_list_message(listing)])
+    return Turn(listing, [list_message(listing)])
 
 
 def on_slot_choice(conv: Conversation, user: UserInput, request_id: str, ctx: Context) -> Decision:
-    row = _chosen_row(conv, user)
+    row = chosen_row(conv, user)
     if row is None:
-        return Turn(conv, [text(conv.lang, "choose_from_list"), _list_message(conv)])
+        return Turn(conv, [text(conv.lang, "choose_from_list"), list_message(conv)])
     request = HoldRequest(
         request_id=request_id,
         person_id=str(conv.data.get("person_id", "")),
@@ -355,30 +353,8 @@ def prompt(conv: Conversation) -> list[OutboundMessage]:
     if conv.step == Step.SLOT:
         return [_slot_question(conv)]
     if conv.step in (Step.LOCATION_LIST, Step.SLOT_LIST):
-        return [_list_message(conv)]
+        return [list_message(conv)]
     return []
-
-
-def _list_message(conv: Conversation) -> ListMessage:
-    lang, kind = conv.lang, conv.data["list_kind"]
-    rows = [ListRow(**row) for row in conv.data["rows"]]
-    return ListMessage(
-        body=t(lang, conv.data["list_intro"]),
-        button=t(lang, f"list.{kind}_button"),
-        sections=[ListSection(title=t(lang, f"list.{kind}_section"), rows=rows)],
-    )
-
-
-def _chosen_row(conv: Conversation, user: UserInput) -> str | None:
-    """The id of the row the user picked: tapped, or typed as its number or its id."""
-    ids = [row["id"] for row in conv.data.get("rows") or []]
-    if user.reply_id in ids:
-        return user.reply_id
-    typed = user.normalized
-    if typed.isdigit() and 1 <= int(typed) <= len(ids):
-        return ids[int(typed) - 1]
-    matches = [i for i in ids if i.split(".", 1)[1].lower() == typed]
-    return matches[0] if matches else None
 
 
 def _date(day: dt.date) -> str:
@@ -387,7 +363,3 @@ def _date(day: dt.date) -> str:
 
 def _day(lang: str, day: dt.date) -> str:
     return t(lang, f"day.{day.weekday()}")
-
-
-def _cut(value: str, limit: int) -> str:
-    return value if len(value) <= limit else value[: limit - 1] + "…"

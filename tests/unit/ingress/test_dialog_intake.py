@@ -1,14 +1,33 @@
-"""Intake in the dialog: precise NIK reprompts, the read-back, and the operator's decision."""
+"""Intake in the dialog: precise NIK reprompts, the workplace by code or by name (a search, a
+list to pick from), the read-back, and the operator's decision."""
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 import pytest
 
 from services.common.contracts.identity import CheckNikRequest, CheckNikResult, IntakeDecided
+from services.common.contracts.notifier import ListMessage
+from services.common.contracts.scheduler import (
+    Facility,
+    FacilityReply,
+    FacilityRequest,
+    FacilitySearchReply,
+    FacilitySearchRequest,
+)
 from services.ingress.catalog import LANGUAGES, catalog
-from services.ingress.dialog import Ask, Context, Conversation, Step, Turn, UserInput, handle
+from services.ingress.dialog import (
+    Ask,
+    Context,
+    Conversation,
+    Decision,
+    Step,
+    Turn,
+    UserInput,
+    handle,
+)
 from services.ingress.intake_decisions import decided
 
 CTX = Context(today=dt.date(2021, 1, 20), wa_id="6281200000009")
@@ -57,3 +76,162 @@ def test_approval_verifies_the_user_and_rejection_says_why() -> None:
     assert conv.step == Step.IDLE
     assert "not employed there" in message.message.body
     assert message.template.params == ["not employed there"]
+
+
+# --- the workplace: a facility code, or a search by name -------------------------------------
+
+AT_FACILITY = Conversation(Step.INTAKE_FACILITY, data={
+    "nik": "3201014503900001", "masked_nik": "320101**********", "birth_date": "1990-03-05",
+    "sex": "F", "full_name": "Dewi Anggraini", "profession": "perawat"})  # fmt: skip
+
+
+def facility(code: str, name: str, address: str = "Jl. Uji No. 1") -> Facility:
+    return Facility(code=code, name=name, address=address, regency="Kota Jakarta Selatan",
+                    province="DKI Jakarta")  # fmt: skip
+
+
+TEBET = [
+    facility("F3174001", "Puskesmas Kecamatan Tebet", "Jl. Prof. Soepomo No. 54"),
+    facility("F3174002", "Puskesmas Kelurahan Tebet Barat"),
+    facility("F3174003", "Puskesmas Kelurahan Tebet Timur"),
+]
+
+
+def decide(conv: Conversation, text: str = "", reply_id: str | None = None) -> Decision:
+    return handle(conv, UserInput(text, reply_id), request_id="w", ctx=CTX)
+
+
+def answer(decision: Decision, request: object, reply: object) -> Decision:
+    assert isinstance(decision, Ask), decision
+    assert decision.request == request, decision.request
+    return decision.then(reply)
+
+
+def turn_of(decision: Decision) -> Turn:
+    assert isinstance(decision, Turn), decision
+    return decision
+
+
+def asked(decision: Decision) -> object:
+    assert isinstance(decision, Ask), decision
+    return decision.request
+
+
+def search(query: str) -> FacilitySearchRequest:
+    return FacilitySearchRequest(query=query, limit=10)
+
+
+NO_CODE = FacilityReply(error="not_found: no facility")
+
+
+def listed() -> Conversation:
+    decision = answer(decide(AT_FACILITY, "puskesmas  tebet"), search("puskesmas tebet"),
+                      FacilitySearchReply(facilities=TEBET, total=3))  # fmt: skip
+    return turn_of(decision).conversation
+
+
+def test_a_known_facility_code_goes_to_the_read_back() -> None:
+    decision = decide(AT_FACILITY, " f3174001 ")
+    t = turn_of(answer(decision, FacilityRequest(code="F3174001"),
+                       FacilityReply(facility=TEBET[0])))  # fmt: skip
+    assert t.conversation.step == Step.INTAKE_CONFIRM
+    assert t.conversation.data["facility_code"] == "F3174001"
+    assert "Puskesmas Kecamatan Tebet (F3174001)" in t.replies[0].body
+
+
+def test_a_word_that_is_no_code_is_searched_as_a_name_and_one_match_is_taken() -> None:
+    asked_code = answer(decide(AT_FACILITY, "Cengkareng"), FacilityRequest(code="CENGKARENG"),
+                        NO_CODE)  # fmt: skip
+    rsud = facility("F3173010", "RSUD Cengkareng")
+    t = turn_of(answer(asked_code, search("Cengkareng"),
+                       FacilitySearchReply(facilities=[rsud], total=1)))  # fmt: skip
+    assert t.conversation.step == Step.INTAKE_CONFIRM
+    assert (t.conversation.data["facility_code"], t.conversation.data["facility_name"]) == (
+        "F3173010",
+        "RSUD Cengkareng",
+    )
+    assert "RSUD Cengkareng (F3173010)" in t.replies[0].body
+
+
+def test_several_words_are_searched_at_once_and_a_long_text_is_cut() -> None:
+    assert asked(decide(AT_FACILITY, "rsud   cengkareng")) == search("rsud cengkareng")
+    long = "puskesmas " * 12
+    assert asked(decide(AT_FACILITY, long)) == search(long.strip()[:80])
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_nothing_found_says_to_type_the_code_or_the_name_with_the_regency(lang: str) -> None:
+    conv = replace(AT_FACILITY, lang=lang)
+    t = turn_of(answer(decide(conv, "klinik entah"), search("klinik entah"),
+                       FacilitySearchReply(total=0)))  # fmt: skip
+    assert t.conversation.step == Step.INTAKE_FACILITY and not t.conversation.data["rows"]
+    assert t.replies[0].body == catalog(lang)["intake_facility_unknown"]
+    # Too short to search: the code look-up is all there is.
+    short = answer(decide(conv, "ab"), FacilityRequest(code="AB"), NO_CODE)
+    assert turn_of(short).replies[0].body == catalog(lang)["intake_facility_unknown"]
+
+
+def test_more_than_a_list_holds_asks_for_more_words() -> None:
+    t = turn_of(answer(decide(AT_FACILITY, "puskesmas jakarta"), search("puskesmas jakarta"),
+                       FacilitySearchReply(facilities=TEBET, total=37)))  # fmt: skip
+    assert t.conversation.step == Step.INTAKE_FACILITY and not t.conversation.data["rows"]
+    assert "Ada 37 fasilitas yang cocok" in t.replies[0].body
+
+
+def test_two_to_ten_matches_are_a_list_of_workplace_rows() -> None:
+    t = turn_of(answer(decide(AT_FACILITY, "puskesmas tebet"), search("puskesmas tebet"),
+                       FacilitySearchReply(facilities=TEBET, total=3)))  # fmt: skip
+    assert t.conversation.step == Step.INTAKE_FACILITY
+    [message] = t.replies
+    assert isinstance(message, ListMessage) and message.button == "Pilih fasilitas"
+    rows = message.sections[0].rows
+    assert [r.id for r in rows] == ["fac.F3174001", "fac.F3174002", "fac.F3174003"]
+    assert rows[0].title == "Puskesmas Kecamatan Teb…"
+    # Names cut alike are told apart by the description, which gives them whole.
+    assert rows[1].title == rows[2].title == "Puskesmas Kelurahan Teb…"
+    assert rows[1].description.startswith("Puskesmas Kelurahan Tebet Barat, Kota Jakarta")
+    short = turn_of(answer(decide(AT_FACILITY, "rsud jakarta"), search("rsud jakarta"),
+                           FacilitySearchReply(facilities=[facility("R1", "RSUD Tebet"),
+                                                           facility("R2", "RSUD Pasar Minggu")],
+                                               total=2)))  # fmt: skip
+    assert short.replies[0].sections[0].rows[0].description == "Jl. Uji No. 1, Kota Jakarta Selatan"
+
+
+@pytest.mark.parametrize(
+    ("text", "reply_id"),
+    [("Puskesmas Kelurahan Teb…", "fac.F3174002"), ("2", None), ("f3174002", None)],
+)
+def test_a_row_is_picked_by_tap_number_or_code_and_read_back(
+    text: str, reply_id: str | None
+) -> None:
+    decision = decide(listed(), text, reply_id)
+    t = turn_of(answer(decision, FacilityRequest(code="F3174002"),
+                       FacilityReply(facility=TEBET[1])))  # fmt: skip
+    assert t.conversation.step == Step.INTAKE_CONFIRM and not t.conversation.data["rows"]
+    assert "Puskesmas Kelurahan Tebet Barat (F3174002)" in t.replies[0].body
+
+
+def test_a_tap_on_a_list_no_longer_in_the_state_still_picks_its_row() -> None:
+    decision = decide(AT_FACILITY, "Puskesmas Kelurahan Teb…", "fac.F3174002")
+    assert asked(decision) == FacilityRequest(code="F3174002")
+
+
+def test_a_row_number_not_in_the_list_asks_to_choose_and_new_words_search_again() -> None:
+    conv = listed()
+    t = turn_of(decide(conv, "7"))
+    assert t.conversation == conv
+    assert "pilih dari daftar" in t.replies[0].body and isinstance(t.replies[1], ListMessage)
+    assert asked(decide(conv, "tebet timur")) == search("tebet timur")
+
+
+def test_the_list_is_shown_again_in_the_language_asked() -> None:
+    t = turn_of(decide(listed(), "EN"))
+    assert t.conversation.lang == "en"
+    assert isinstance(t.replies[1], ListMessage) and t.replies[1].button == "Choose facility"
+
+
+def test_a_failing_scheduler_is_busy_not_a_facility_not_found() -> None:
+    conv = listed()
+    t = turn_of(answer(decide(conv, "tebet timur"), search("tebet timur"),
+                       FacilitySearchReply(error="unavailable: try again")))  # fmt: skip
+    assert t.conversation == conv and t.replies[0].body == catalog("id")["busy"]

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 
 import pytest
 
-from services.common.contracts.notifier import ButtonsMessage, ListMessage
+from services.common.contracts.notifier import (
+    PNG_SIGNATURE,
+    ButtonsMessage,
+    ImageMessage,
+    ListMessage,
+)
 from services.common.contracts.scheduler import (
     AlternativesReply,
     AlternativesRequest,
@@ -29,6 +35,7 @@ from services.common.contracts.scheduler import (
     OfferRequest,
     SessionSlot,
 )
+from services.common.contracts.ticketing import TicketsReply, TicketsRequest, TicketView
 from services.ingress.dialog import (
     Ask,
     Context,
@@ -201,10 +208,44 @@ def test_an_expired_hold_is_replaced_by_a_fresh_offer() -> None:
     assert "habis" in t.replies[0].body and t.conversation.data["hold"]["hold_id"] == 71
 
 
-def test_status_shows_the_booking() -> None:
+def ticket_view(booking_id: int = 5) -> TicketView:
+    png = base64.b64encode(PNG_SIGNATURE + b"qr").decode()
+    return TicketView(ticket_id="t1", code="7K3MX9QP", booking_id=booking_id, dose=1,
+                      facility_code="F001", facility_name="Puskesmas Cibinong",
+                      date=dt.date(2021, 1, 25), start=dt.time(8), end=dt.time(12),
+                      expires_at=dt.datetime(2021, 1, 25, 17, tzinfo=dt.UTC),
+                      image=ImageMessage(png_base64=png, caption="Kode tiket: 7K3MX9QP"))  # fmt: skip
+
+
+def test_status_shows_the_booking_then_sends_the_ticket_again() -> None:
     decision = decide(booked(), "STATUS")
-    t = turn_of(answer(decision, BookingsRequest, BookingsReply(bookings=[booking()])))
+    decision = answer(decision, BookingsRequest, BookingsReply(bookings=[booking()]))
+    assert isinstance(decision, Ask) and decision.request == TicketsRequest(person_id="p1")
+    t = turn_of(decision.then(TicketsReply(tickets=[ticket_view()])))
     assert "Puskesmas Cibinong" in t.replies[0].body and "UBAH" in t.replies[0].body
+    assert t.replies[1] == ticket_view().image
+    assert t.conversation.step == Step.BOOKED
+
+
+def test_tiket_sends_the_usable_tickets() -> None:
+    conv = booked()
+    decision = answer(decide(conv, "tiket"), TicketsRequest, TicketsReply(tickets=[ticket_view()]))
+    t = turn_of(decision)
+    assert t.replies == [ticket_view().image] and t.conversation == conv
+
+
+@pytest.mark.parametrize("reply", [TicketsReply(), TicketsReply(error="unavailable: later")])
+def test_tiket_before_the_ticket_is_issued_shows_the_appointment(reply: TicketsReply) -> None:
+    decision = answer(decide(booked(), "TIKET"), TicketsRequest, reply)
+    t = turn_of(answer(decision, BookingsRequest, BookingsReply(bookings=[booking()])))
+    assert "Tiket QR dikirim" in t.replies[0].body and len(t.replies) == 1
+
+
+def test_status_after_the_booking_vanished_sends_no_ticket() -> None:
+    """Cancelled elsewhere (its session was cancelled): its ticket is revoked, so none comes."""
+    decision = answer(decide(booked(), "STATUS"), BookingsRequest, BookingsReply())
+    t = turn_of(answer(decision, TicketsRequest, TicketsReply()))
+    assert len(t.replies) == 1 and "belum memiliki jadwal" in t.replies[0].body
 
 
 def test_batal_cancels_and_the_user_can_book_again() -> None:
