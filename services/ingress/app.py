@@ -21,6 +21,7 @@ from services.common.contracts.whatsapp import DeliveryStatus, InboundMessage
 from services.common.periodic import periodic
 from services.common.service import ServiceHost, make_broker
 from services.common.settings import Settings
+from services.ingress.delivery_failures import add_delivery_failure_subscriber
 from services.ingress.handlers import build_router
 from services.ingress.http import add_webhook_routes
 from services.ingress.intake_decisions import add_intake_subscriber
@@ -65,6 +66,7 @@ def build_dialog_host(settings: Settings) -> ServiceHost:
     """The dialog engine."""
     router = build_router(settings)
     add_intake_subscriber(router)
+    add_delivery_failure_subscriber(router)
     broker = make_broker(settings, "dialog", router)
     broker.context.set_global("clock", jakarta_today)
     broker.publisher(

@@ -18,3 +18,8 @@ DIALOG_DUPLICATES = Counter(
 DIALOG_GIVEN_UP = Counter(
     "vaksin_dialog_given_up_total", "Inbound messages answered with 'busy' after every retry failed"
 )
+DELIVERY_FAILURES = Counter(
+    "vaksin_dialog_delivery_failures_total",
+    "Messages to users that failed for good (notifier.evt.send_failed), by reason",
+    ["reason"],
+)

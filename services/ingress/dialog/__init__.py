@@ -46,6 +46,11 @@ INTAKE_STEPS = (Step.INTAKE_OFFER, Step.INTAKE_NIK, Step.INTAKE_NAME, Step.INTAK
 def handle(conv: Conversation, user: UserInput, *, request_id: str, ctx: Context) -> Decision:
     if user.type in SILENT_TYPES:
         return Turn(conv, [])
+    if conv.data.get("undelivered"):
+        # One of our messages never reached them (notifier.evt.send_failed): say so first.
+        cleared = conv.at(conv.step, undelivered=None)
+        return prepend([text(conv.lang, "undelivered")], handle(cleared, user,
+                       request_id=request_id, ctx=ctx))  # fmt: skip
     lang, intent = conv.lang, user.intent
     if intent in (Intent.LANG_EN, Intent.LANG_ID):
         switched = replace(conv, lang="en" if intent == Intent.LANG_EN else "id")
