@@ -1,6 +1,7 @@
 """Wiring of the notifier process: the broker (status and inbound subscribers, the declared send
 partitions, the send_failed and dead-letter channels), the outbox relay, one aiohttp session and
-Graph client for the life of the process, the send engine, and the health server."""
+Graph client for the life of the process, the send engine, the hourly purge of finished messages
+and expired media ids, and the health server."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from services.common.contracts.notifier import DeadLetter, SendFailed
 from services.common.contracts.streams import NOTIFIER, NOTIFIER_DLQ, WA_INBOUND
 from services.common.contracts.subjects import NOTIFIER_DLQ_SEND, NOTIFIER_EVT_SEND_FAILED
 from services.common.db import _init_connection as init_connection
+from services.common.periodic import periodic
 from services.common.service import ServiceHost, make_broker
 from services.common.settings import Settings
+from services.notifier import repository as repo
 from services.notifier.engine import READ_CONCURRENCY, SendEngine
 from services.notifier.graph import GraphClient
 from services.notifier.handlers import (
@@ -29,6 +32,7 @@ log = structlog.get_logger(__name__)
 
 DEFAULT_HEALTH_PORT = 8085
 ENGINE_POOL_SIZE = 20  # intake loops, dispatcher, writer, batch consumers, failing sends
+PURGE_EVERY_SECONDS = 3600.0
 
 
 async def _keep_session(_conn: asyncpg.Connection) -> None:
@@ -107,6 +111,12 @@ def build_host(settings: Settings) -> ServiceHost:
     async def engine_ready() -> bool:
         return bool(running) and all(engine.ready() for engine, _ in running)
 
+    async def purge(pool: asyncpg.Pool) -> int:
+        messages = await repo.purge_finished(pool, settings.notifier_retention_days)
+        return messages + await repo.purge_expired_media(pool)
+
+    start_purge, stop_purge = periodic("purge-finished-messages", purge, PURGE_EVERY_SECONDS)
+
     return ServiceHost(
         "notifier",
         settings,
@@ -114,6 +124,6 @@ def build_host(settings: Settings) -> ServiceHost:
         port=settings.health_port or DEFAULT_HEALTH_PORT,
         outbox_schema="notifier",
         extra_ready={"send_engine": engine_ready},
-        on_startup=[start_engine],
-        on_shutdown=[stop_engine],
+        on_startup=[start_engine, start_purge],
+        on_shutdown=[stop_purge, stop_engine],
     )

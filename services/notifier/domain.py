@@ -1,13 +1,14 @@
 """The notifier's pure rules, no IO: how a send command becomes a Cloud API request body (the
-message itself, or its approved template when the 24-hour window is closed), which Graph errors
-are worth retrying and after how long, the per-user pair-rate budget, and the order of delivery
-statuses."""
+message itself, or its approved template when the 24-hour window is closed, or nothing for an
+optional message then), which Graph errors are worth retrying and after how long, the per-user
+pair-rate budget, which inbound messages take a slot of the number's throughput, and the order of
+delivery statuses."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from datetime import datetime, timedelta
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -21,6 +22,7 @@ from services.common.contracts.notifier import (
     TextMessage,
     VideoMessage,
 )
+from services.common.contracts.whatsapp import InboundMessage
 from services.common.settings import WhatsAppTemplate
 
 # --- the 24-hour customer-service window ---------------------------------------------------------
@@ -33,6 +35,7 @@ WINDOW_MARGIN = timedelta(minutes=10)
 class Form(StrEnum):
     MESSAGE = "message"  # the free-form message of the command
     TEMPLATE = "template"  # its approved template
+    SKIP = "skip"  # nothing: an optional message while the window is closed
 
 
 def window_open(last_inbound_at: datetime | None, now: datetime) -> bool:
@@ -40,13 +43,22 @@ def window_open(last_inbound_at: datetime | None, now: datetime) -> bool:
     return last_inbound_at is not None and now - last_inbound_at < WINDOW - WINDOW_MARGIN
 
 
+def skippable(cmd: SendMessage) -> bool:
+    """An optional message (the vaccine video, say) that is left out rather than failed when the
+    window is closed; with a template the template goes instead, so `optional` does not apply."""
+    return cmd.optional and cmd.template is None
+
+
 def choose_form(
     cmd: SendMessage, last_inbound_at: datetime | None, now: datetime, *, force_template: bool
 ) -> Form:
     """A command without a template is a reply in a live conversation: always free-form (if the
-    window has closed after all, Meta's 131047 says so). A business-initiated command (with a
-    template) is free-form only while the window is open."""
+    window has closed after all, Meta's 131047 says so), unless it is optional, which is skipped
+    once the window is closed. A business-initiated command (with a template) is free-form only
+    while the window is open."""
     if cmd.template is None:
+        if skippable(cmd) and not window_open(last_inbound_at, now):
+            return Form.SKIP
         return Form.MESSAGE
     if force_template or not window_open(last_inbound_at, now):
         return Form.TEMPLATE
@@ -289,21 +301,46 @@ def next_pair_tat(tat: datetime | None, now: datetime, *, interval: float) -> da
     return start + timedelta(seconds=interval)
 
 
+# --- the number's throughput, inbound messages included ---------------------------------------
+
+# Meta counts inbound messages in a number's throughput. One that arrived longer ago than this
+# took its slot in a second long past: charging it now (a consumer catching up after an outage,
+# a replay) would only hold back today's sends. The margin covers Meta's whole-second timestamps
+# and its webhook delay.
+INBOUND_SLOT_HORIZON = timedelta(seconds=10)
+
+
+def inbound_slots(messages: Iterable[InboundMessage], phone_number_id: str, now: datetime) -> int:
+    """How many of these inbound messages take a slot of this business number's throughput
+    budget now: those it received (another number has its own budget) within the horizon."""
+    return sum(
+        1
+        for message in messages
+        if message.phone_number_id == phone_number_id
+        and now - datetime.fromtimestamp(message.timestamp, UTC) < INBOUND_SLOT_HORIZON
+    )
+
+
 # --- delivery statuses --------------------------------------------------------------------------
 
-PENDING, ACCEPTED, SENT, DELIVERED, READ, FAILED = (
+PENDING, ACCEPTED, SENT, DELIVERED, READ, FAILED, SKIPPED = (
     "pending",
     "accepted",
     "sent",
     "delivered",
     "read",
     "failed",
+    "skipped",  # ours, not Meta's: an optional message left out while the window was closed
 )
 # The forward order of a message's life; a status only ever moves right.
 STATUS_ORDER: tuple[str, ...] = (PENDING, ACCEPTED, SENT, DELIVERED, READ)
 # `failed` is terminal and wins only over statuses that do not yet prove delivery.
 FAILED_OVERRIDES: tuple[str, ...] = (PENDING, ACCEPTED, SENT)
 STATUSES = frozenset((*STATUS_ORDER, FAILED))
+# A message out of the queue in one of these has nothing more coming but late status webhooks
+# (Meta retries one for up to 7 days): after the retention it may be deleted. `accepted` is
+# among them because a message whose statuses never came will not get them after that.
+FINISHED: tuple[str, ...] = (ACCEPTED, SENT, DELIVERED, READ, FAILED, SKIPPED)
 
 
 def normalize_status(status: str) -> str | None:

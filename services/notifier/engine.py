@@ -33,6 +33,13 @@ command stream is only the way in; Postgres is the queue.
    new one. A 130429 answer pauses the whole number (TAT moved past Retry-After). Graph calls in
    flight (NOTIFIER_MAX_IN_FLIGHT) are counted apart from the rows waiting for their slot, so
    slow answers from Meta do not starve the budget.
+   Inbound messages count too ("Throughput is inclusive of inbound and outbound messages"):
+   each takes a slot, reserved like a send's and never waited for, so the budget runs into debt
+   (TAT past now) and the sends after them wait. The inbound consumer only hands the count over;
+   the slots are reserved in the background, one statement for all counted meanwhile, so it
+   never waits for the budget's row lock nor fails with it. Inbound messages that arrived
+   longer ago than INBOUND_SLOT_HORIZON (a consumer catching up, a replay) are not charged:
+   their second is long past, and charging them now would only hold back today's sends.
 4. Pair budget (one user): the same GCRA per user (`notifier.recipient.pair_tat`): up to
    WHATSAPP_PAIR_BURST messages at once, then one per WHATSAPP_PAIR_INTERVAL. A head over budget
    is put back with `next_attempt_at` at the time it conforms; only its own user waits.
@@ -41,13 +48,17 @@ command stream is only the way in; Postgres is the queue.
    `next_attempt_at` from the error's code and `Retry-After`; a permanent error, or the last of
    MAX_ATTEMPTS, dead-letters it: in one transaction the row fails and the outbox gets the dead
    letter (`notifier.dlq.send`, stream NOTIFIER_DLQ) and `notifier.evt.send_failed` (for the
-   dialog). 131047 (window closed) switches the row to its template, once.
+   dialog). 131047 (window closed) switches the row to its template, once. An optional message
+   (the vaccine video) is not sent while the window is closed, and a 131047 answer to it ends
+   it too: `skipped`, neither sent nor failed, and nothing dead-lettered.
 6. Lost answers: Meta has no idempotency key. A lease outlives any send (Graph timeout + slot
    wait + margin); a lease that runs out means its holder died before or during its attempt, and
    a timeout means no answer: either way the attempt is "in doubt". Because a user has at most
    one attempt open, a status webhook for a wamid we never recorded, for that user, names it:
    the row is recorded as accepted and not sent again. Without such a status, it is sent again after the grace
-   (at-least-once, counted in `notifier_in_doubt_total{resolution="resent"}`).
+   (at-least-once, counted in `notifier_in_doubt_total{resolution="resent"}`). Such a status
+   often just overtakes a live sender's record: the claim spends the user's pair budget then
+   (the record no longer does), as the user's next message is the head from that moment.
 """
 
 from __future__ import annotations
@@ -96,6 +107,7 @@ from services.notifier.domain import (
     classify_error,
     pair_allowed_at,
     retry_delay,
+    skippable,
     template_payload,
     to_graph_payload,
 )
@@ -106,6 +118,7 @@ from services.notifier.metrics import (
     GRAPH_SECONDS,
     IN_DOUBT,
     IN_FLIGHT,
+    INBOUND_SLOTS,
     MARK_READ,
     MEDIA,
     QUEUE_DEPTH,
@@ -182,6 +195,8 @@ class Budget:
         self._pool = pool
         self._number = phone_number_id
         self.interval = 1.0 / mps if mps > 0 else 0.0
+        self._debt = 0  # slots charged but not reserved yet
+        self._charging: asyncio.Task[None] | None = None
 
     @property
     def limited(self) -> bool:
@@ -200,6 +215,32 @@ class Budget:
     async def pause(self, seconds: float) -> None:
         if self.limited:
             await repo.pause_budget(self._pool, self._number, seconds)
+
+    def charge(self, count: int) -> None:
+        """Take `count` slots for messages we did not send (inbound ones), as debt: in the
+        background, never awaited by the caller."""
+        if not self.limited or count <= 0:
+            return
+        self._debt += count
+        if self._charging is None or self._charging.done():
+            self._charging = asyncio.create_task(self._settle(), name="notifier-budget-charge")
+
+    async def _settle(self) -> None:
+        while self._debt:
+            count, self._debt = self._debt, 0
+            try:
+                await repo.reserve_slots(self._pool, self._number, count, self.interval)
+            except Exception as exc:
+                # Dropped, not retried: at worst Meta answers 130429, which pauses the number.
+                INBOUND_SLOTS.labels("failed").inc(count)
+                log.warning("could not charge inbound messages", count=count, error=repr(exc))
+                continue
+            INBOUND_SLOTS.labels("charged").inc(count)
+
+    async def close(self) -> None:
+        if self._charging is not None:
+            with contextlib.suppress(Exception):
+                await self._charging
 
 
 # --- batched recording of accepted sends ----------------------------------------------------------
@@ -339,6 +380,7 @@ class SendEngine:
                 task.cancel()
             await asyncio.gather(*self._sends, return_exceptions=True)
         await self.writer.close()
+        await self.budget.close()
         for task in list(self._reads):
             task.cancel()
         await asyncio.gather(*self._reads, return_exceptions=True)
@@ -604,6 +646,10 @@ class SendEngine:
             await self._fail(row, kind, "malformed", error, bound, attempted=False)
             return
         form = choose_form(cmd, row.last_inbound_at, row.db_now, force_template=row.use_template)
+        if form is Form.SKIP:
+            # Its throughput slot, reserved at lease, goes unused: skips are rare.
+            await self._skip(row, kind, bound, reason="window closed", attempted=False)
+            return
         media: tuple[str, str] | None = None
         try:
             if form is Form.TEMPLATE:
@@ -752,6 +798,9 @@ class SendEngine:
                 bound.info("window closed: sending the template instead")
                 self.wake()
                 return
+            if skippable(cmd):
+                await self._skip(row, kind, bound, reason="131047", error=error)
+                return
             await self._fail(row, kind, "window_closed", error, bound)
             return
         if error_class is ErrorClass.MEDIA_INVALID:
@@ -790,6 +839,26 @@ class SendEngine:
             code=error.code,
             fbtrace_id=error.fbtrace_id,
         )
+
+    async def _skip(
+        self,
+        row: repo.Leased,
+        kind: str,
+        bound: Any,
+        *,
+        reason: str,
+        error: SendError | None = None,
+        attempted: bool = True,
+    ) -> None:
+        """An optional message the user's closed window keeps out: finished, not failed."""
+        done = await repo.record_skipped(
+            self.pool, row.id, _error_dict(error) if error else None, count_attempt=attempted
+        )
+        if not done:
+            return
+        SENDS.labels(kind, "skipped").inc()
+        self.wake()
+        bound.info("optional message skipped", kind=kind, reason=reason)
 
     async def _fail(
         self,

@@ -8,9 +8,11 @@ the batch times out. The handlers here take a batch of raw messages and ack each
 - `wa.inbound.status` (durable `notifier-status`, in batches): Meta's delivery statuses. A status
   never moves a message backwards; a status for a wamid we never recorded names the user's
   attempt whose answer was lost; a `failed` status sends the message again (retryable code),
-  as its template (131047, once), or dead-letters it.
+  as its template (131047, once), skips it (131047 to an optional message), or dead-letters it.
 - `wa.inbound.message.*` (durable `notifier-inbound`, in batches): the users' messages, for the
-  24-hour window, and to mark each read with the typing indicator while the dialog works.
+  24-hour window, for the number's throughput budget (Meta counts them: each recent one is
+  charged a slot, as debt), and to mark each read with the typing indicator while the dialog
+  works.
 """
 
 from __future__ import annotations
@@ -40,13 +42,16 @@ from services.notifier.domain import (
     STATUS_ORDER,
     WINDOW_CLOSED_CODE,
     failed_status_retryable,
+    inbound_slots,
     normalize_status,
+    skippable,
 )
 from services.notifier.engine import SendEngine, send_consumer_config
 from services.notifier.metrics import (
     DEAD_LETTERS,
     IN_DOUBT,
     RETRIES,
+    SENDS,
     STATUS_UPDATES,
     TEMPLATE_FALLBACKS,
 )
@@ -130,7 +135,9 @@ async def _apply_progress(
     for wamid, outcome in list(outcomes.items()):
         if outcome is not repo.StatusOutcome.UNKNOWN or wamid not in recipients:
             continue
-        claimed = await repo.claim_unknown_wamid(pool, wamid, recipients[wamid])
+        claimed = await repo.claim_unknown_wamid(
+            pool, wamid, recipients[wamid], engine.settings.whatsapp_pair_interval
+        )
         if claimed is not None:
             if claimed.in_doubt:
                 IN_DOUBT.labels("status").inc()
@@ -154,15 +161,19 @@ async def _apply_progress(
 async def _apply_failed(
     raw: Msg, status: DeliveryStatus, pool: asyncpg.Pool, engine: SendEngine
 ) -> None:
-    """A `failed` status: send again (retryable code), as the template (131047, once), or dead
-    letter; decided and recorded in one transaction with the status itself."""
+    """A `failed` status: send again (retryable code), as the template (131047, once), skipped
+    (131047 to an optional message), or dead letter; decided and recorded in one transaction
+    with the status itself."""
     code = status.error_codes[0] if status.error_codes else None
     fallback = resend = False
+    skipped: str | None = None  # the kind of the optional message skipped
     dead_reason: str | None = None
     async with pool.acquire() as conn, conn.transaction():
         outcome, failed = await repo.mark_failed_by_status(conn, status.wamid, code)
         if outcome is repo.StatusOutcome.UNKNOWN and status.recipient_id:
-            claimed = await repo.claim_unknown_wamid(conn, status.wamid, status.recipient_id)
+            claimed = await repo.claim_unknown_wamid(
+                conn, status.wamid, status.recipient_id, engine.settings.whatsapp_pair_interval
+            )
             if claimed is not None:
                 if claimed.in_doubt:
                     IN_DOUBT.labels("status").inc()
@@ -178,6 +189,9 @@ async def _apply_failed(
             ):
                 await repo.queue_resend(conn, failed, use_template=True, error_code=code)
                 fallback = True
+            elif code == WINDOW_CLOSED_CODE and cmd is not None and skippable(cmd):
+                await repo.mark_skipped(conn, failed.id)
+                skipped = cmd.message.kind
             elif (
                 failed_status_retryable(code) and cmd is not None and failed.attempts < MAX_ATTEMPTS
             ):
@@ -196,6 +210,9 @@ async def _apply_failed(
         TEMPLATE_FALLBACKS.labels("131047").inc()
     if resend:
         RETRIES.labels(str(code)).inc()
+    if skipped is not None:
+        SENDS.labels(skipped, "skipped").inc()
+        log.info("optional message not delivered, window closed: skipped", error_code=code)
     if dead_reason is not None:
         DEAD_LETTERS.labels(dead_reason).inc()
         engine.relay_wake()
@@ -269,9 +286,13 @@ async def track_inbound_messages(raws: list[Msg], pool: asyncpg.Pool, engine: Se
     for raw, _ in inbound:
         await raw.ack()
 
+    # Meta counts them in the number's throughput: the sends after them wait (never this loop).
+    now = datetime.now(UTC)
+    messages = (message for _, message in inbound)
+    engine.budget.charge(inbound_slots(messages, engine.settings.whatsapp_phone_number_id, now))
+
     # Typing only on a user's latest message, while no answer has gone out since and one can
     # still be coming; every message gets its blue ticks.
-    now = datetime.now(UTC)
     newest: dict[str, str] = {}
     for _, message in inbound:
         newest[message.wa_id] = message.wamid
@@ -311,14 +332,16 @@ def build_router(settings: Settings) -> NatsRouter:
         status_consumer_config(),
         WA_INBOUND,
         "DeliveryStatus (services/common/contracts/whatsapp.py), in batches: a message's "
-        "status never moves backwards; failed ones are sent again or dead-lettered.",
+        "status never moves backwards; failed ones are sent again, skipped (an optional "
+        "message, window closed) or dead-lettered.",
     )
     _declare(
         router,
         inbound_consumer_config(),
         WA_INBOUND,
         "InboundMessage (services/common/contracts/whatsapp.py), in batches: the user's "
-        "24-hour window; each message marked read, with the typing indicator.",
+        "24-hour window; a slot of the number's throughput budget (Meta counts inbound "
+        "messages); each message marked read, with the typing indicator.",
     )
     return router
 

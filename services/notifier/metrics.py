@@ -11,7 +11,8 @@ SENDS = Counter(
     "notifier_sends_total",
     "Graph send attempts, by message kind and outcome",
     # kind: text, buttons, list, image, video, template
-    # outcome: accepted, retry, failed, window_closed (switched to the template)
+    # outcome: accepted, retry, failed, window_closed (switched to the template), skipped (an
+    # optional message while the window is closed: not sent, or answered 131047)
     ["kind", "outcome"],
 )
 RETRIES = Counter(
@@ -32,6 +33,12 @@ TEMPLATE_FALLBACKS = Counter(
 )
 QUEUE_DEPTH = Gauge(
     "notifier_queue_depth", "Commands queued in the notifier (all replicas), by state", ["state"]
+)
+INBOUND_SLOTS = Counter(
+    "notifier_inbound_slots_total",
+    "Inbound messages against the number's throughput budget, by outcome",
+    # charged (the sends after them wait), failed (not charged: the database refused)
+    ["outcome"],
 )
 IN_FLIGHT = Gauge("notifier_in_flight", "Sends this replica holds (waiting for a slot or sending)")
 RATE_LIMIT_WAITS = Counter(

@@ -1,6 +1,7 @@
 """The only SQL of the notifier: the send queue (`notifier.outbound_message`), the per-user
 window and pair budget (`notifier.recipient`), the shared throughput budget
-(`notifier.rate_budget`), uploaded media (`notifier.media`) and the outbox (see migrations)."""
+(`notifier.rate_budget`), uploaded media (`notifier.media`), the outbox (see migrations), and the
+purge of finished messages and expired media."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from services.common import outbox
 from services.common.contracts.notifier import DeadLetter, SendFailed
 from services.common.contracts.streams import NOTIFIER, NOTIFIER_DLQ
 from services.common.contracts.subjects import NOTIFIER_DLQ_SEND, NOTIFIER_EVT_SEND_FAILED
-from services.notifier.domain import FAILED_OVERRIDES, STATUS_ORDER
+from services.notifier.domain import FAILED_OVERRIDES, FINISHED, STATUS_ORDER
 
 SCHEMA = "notifier"
 
@@ -186,6 +187,16 @@ class Accepted:
     sent_as: str
 
 
+# The user's pair budget spent by one message, for each recipient of the rows in `{rows}`.
+_SPEND_PAIR_BUDGET = """
+INSERT INTO notifier.recipient AS r (wa_id, last_sent_at, pair_tat)
+SELECT DISTINCT recipient, now(), now() + make_interval(secs => {interval}) FROM {rows}
+ON CONFLICT (wa_id) DO UPDATE
+SET last_sent_at = now(),
+    pair_tat = greatest(coalesce(r.pair_tat, now()), now()) + make_interval(secs => {interval})
+"""
+
+
 async def record_accepted(
     pool: asyncpg.Pool, accepted: list[Accepted], pair_interval: float
 ) -> None:
@@ -193,27 +204,32 @@ async def record_accepted(
     one row per user is ever in flight)."""
     if not accepted:
         return
-    # One statement: the user's pair budget is spent in the same transaction.
+    # One statement: the user's pair budget is spent in the same transaction. A row whose status
+    # webhook came first was recorded by it (`claim_unknown_wamid`), pair budget included: only
+    # what was sent is added. Were the claim to commit while this runs, neither update matches
+    # it any more, and the claim's record stands.
     await pool.execute(
-        """WITH done AS (
+        """WITH a AS (
+               SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])
+                   AS a(id, wamid, payload, sent_as)),
+           recorded AS (
                UPDATE notifier.outbound_message m
                SET queued = false, wamid = a.wamid,
                    status = CASE WHEN m.status = 'pending' THEN 'accepted' ELSE m.status END,
-                   -- Its status webhook may have come first and recorded the wamid already.
-                   attempts = m.attempts + CASE WHEN m.wamid IS NULL THEN 1 ELSE 0 END,
+                   attempts = m.attempts + 1,
                    payload = a.payload::jsonb, sent_as = a.sent_as,
                    sent_at = coalesce(m.sent_at, now()), lease_until = NULL, in_doubt = false,
                    updated_at = now()
-               FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])
-                   AS a(id, wamid, payload, sent_as)
-               WHERE m.id = a.id AND (m.wamid IS NULL OR m.wamid = a.wamid)
-               RETURNING m.recipient)
-           INSERT INTO notifier.recipient AS r (wa_id, last_sent_at, pair_tat)
-           SELECT DISTINCT recipient, now(), now() + make_interval(secs => $5) FROM done
-           ON CONFLICT (wa_id) DO UPDATE
-           SET last_sent_at = now(),
-               pair_tat = greatest(coalesce(r.pair_tat, now()), now())
-                          + make_interval(secs => $5)""",
+               FROM a
+               WHERE m.id = a.id AND m.wamid IS NULL
+               RETURNING m.recipient),
+           claimed AS (
+               UPDATE notifier.outbound_message m
+               SET payload = a.payload::jsonb, sent_as = a.sent_as, updated_at = now()
+               FROM a
+               WHERE m.id = a.id AND m.wamid = a.wamid)
+        """
+        + _SPEND_PAIR_BUDGET.format(rows="recorded", interval="$5"),
         [a.id for a in accepted],
         [a.wamid for a in accepted],
         [json.dumps(a.payload) for a in accepted],
@@ -286,6 +302,26 @@ async def _dead_letter(
     await outbox.enqueue(conn, SCHEMA, NOTIFIER_EVT_SEND_FAILED, failed, NOTIFIER.name)
 
 
+async def record_skipped(
+    pool: asyncpg.Pool, row_id: int, error: dict[str, Any] | None, *, count_attempt: bool
+) -> bool:
+    """An optional message not sent (the user's window is closed): out of the queue, neither
+    sent nor failed. False if the row was no longer queued (nothing recorded)."""
+    done = await pool.fetchval(
+        """UPDATE notifier.outbound_message
+           SET queued = false, status = 'skipped', lease_until = NULL,
+               attempts = attempts + $3::int,
+               last_error_code = coalesce(($2::jsonb ->> 'code')::int, last_error_code),
+               last_error = coalesce($2::jsonb, last_error), updated_at = now()
+           WHERE id = $1 AND queued
+           RETURNING id""",
+        row_id,
+        error,
+        1 if count_attempt else 0,
+    )
+    return done is not None
+
+
 async def dead_letter_unqueued(
     pool: asyncpg.Pool, dead_letter: DeadLetter, failed: SendFailed | None
 ) -> None:
@@ -304,7 +340,8 @@ async def reserve_slots(
 ) -> float:
     """Reserve `count` consecutive send slots `interval` apart; return the seconds from the
     database's now to the first one. One row per number serializes every replica's
-    reservations, so together they never get more than one slot per interval."""
+    reservations, so together they never get more than one slot per interval. Inbound messages
+    take their slots here too (their delay unused): the sends after them wait."""
     delay = await pool.fetchval(
         """WITH clock AS (SELECT clock_timestamp() AS t)
            INSERT INTO notifier.rate_budget AS b (phone_number_id, tat)
@@ -356,8 +393,9 @@ async def record_inbound(
 
 # --- media ------------------------------------------------------------------------------------------
 
-# Meta keeps an uploaded file 30 days: a cached id is reused for a day less.
-MEDIA_REUSE_DAYS = 29
+# Meta keeps an uploaded file 30 days: a cached id is reused for a day less, and forgotten after.
+MEDIA_KEPT_BY_META_DAYS = 30
+MEDIA_REUSE_DAYS = MEDIA_KEPT_BY_META_DAYS - 1
 
 
 async def cached_media(pool: asyncpg.Pool, sha256: str) -> str | None:
@@ -433,21 +471,23 @@ class Claimed:
 
 
 async def claim_unknown_wamid(
-    db: asyncpg.Pool | asyncpg.Connection, wamid: str, recipient: str
+    db: asyncpg.Pool | asyncpg.Connection, wamid: str, recipient: str, pair_interval: float
 ) -> Claimed | None:
     """A status for a wamid we never recorded, for this user: it can only be the user's one open
     attempt (sends to a user go one at a time, and each is recorded before the next), whose
-    answer was lost (crash, timeout) or is not recorded yet. Record it as accepted (a live
-    sender's own record then only completes it); None if the user has no open attempt."""
+    answer was lost (crash, timeout) or is not recorded yet. Record it as accepted, spending the
+    user's pair budget as its sender would (a live sender's own record then only completes it,
+    and the user's next message, now the head, waits for the budget all the same); None if the
+    user has no open attempt."""
     try:
-        row = await _claim(db, wamid, recipient)
+        row = await _claim(db, wamid, recipient, pair_interval)
     except asyncpg.UniqueViolationError:
         return None  # recorded meanwhile by its sender (on the row before)
     return Claimed(row["command_id"], row["doubtful"]) if row else None
 
 
 async def _claim(
-    db: asyncpg.Pool | asyncpg.Connection, wamid: str, recipient: str
+    db: asyncpg.Pool | asyncpg.Connection, wamid: str, recipient: str, pair_interval: float
 ) -> asyncpg.Record | None:
     return await db.fetchrow(
         """WITH target AS (
@@ -456,19 +496,25 @@ async def _claim(
                WHERE queued AND recipient = $2 AND (lease_until IS NOT NULL OR in_doubt)
                  AND NOT EXISTS (SELECT 1 FROM notifier.outbound_message WHERE wamid = $1)
                ORDER BY seq, id LIMIT 1
-               FOR UPDATE)
-           UPDATE notifier.outbound_message m
-           SET wamid = $1, queued = false, lease_until = NULL, in_doubt = false,
-               status = CASE WHEN m.status = 'pending' THEN 'accepted' ELSE m.status END,
-               attempts = m.attempts + 1, sent_at = coalesce(m.sent_at, now()),
-               sent_as = coalesce(m.sent_as,
-                                  CASE WHEN m.use_template THEN 'template' ELSE 'message' END),
-               updated_at = now()
-           FROM target
-           WHERE m.id = target.id AND m.wamid IS NULL
-           RETURNING m.command_id, target.doubtful""",
+               FOR UPDATE),
+           claimed AS (
+               UPDATE notifier.outbound_message m
+               SET wamid = $1, queued = false, lease_until = NULL, in_doubt = false,
+                   status = CASE WHEN m.status = 'pending' THEN 'accepted' ELSE m.status END,
+                   attempts = m.attempts + 1, sent_at = coalesce(m.sent_at, now()),
+                   sent_as = coalesce(m.sent_as,
+                                      CASE WHEN m.use_template THEN 'template' ELSE 'message' END),
+                   updated_at = now()
+               FROM target
+               WHERE m.id = target.id AND m.wamid IS NULL
+               RETURNING m.command_id, m.recipient, target.doubtful),
+           spent AS ("""
+        + _SPEND_PAIR_BUDGET.format(rows="claimed", interval="$3")
+        + """)
+           SELECT command_id, doubtful FROM claimed""",
         wamid,
         recipient,
+        pair_interval,
     )
 
 
@@ -533,10 +579,75 @@ async def queue_resend(
     return command_id
 
 
+async def mark_skipped(conn: asyncpg.Connection, row_id: int) -> None:
+    """An optional message Meta did not deliver because the window was closed (131047): skipped
+    rather than failed (in the transaction that just marked it failed)."""
+    await conn.execute(
+        """UPDATE notifier.outbound_message SET status = 'skipped', updated_at = now()
+           WHERE id = $1 AND status = 'failed'""",
+        row_id,
+    )
+
+
 async def dead_letter_failed(
     conn: asyncpg.Connection, dead_letter: DeadLetter, failed: SendFailed
 ) -> None:
     await _dead_letter(conn, dead_letter, failed)
+
+
+# --- housekeeping -----------------------------------------------------------------------------------
+
+# Rows deleted by one statement: short transactions, few row locks, whatever the backlog.
+PURGE_BATCH = 1000
+
+
+async def purge_finished(pool: asyncpg.Pool, retention_days: int, batch: int = PURGE_BATCH) -> int:
+    """Delete messages out of the queue in a finished status and unchanged for `retention_days`
+    (never queued, leased or pending ones), oldest first, `batch` rows per statement; returns
+    how many. Replicas purging at once skip each other's rows."""
+    return await _delete_in_batches(
+        pool,
+        """DELETE FROM notifier.outbound_message
+           WHERE id IN (
+               SELECT id FROM notifier.outbound_message
+               WHERE created_at < now() - make_interval(days => $1)
+                 AND updated_at < now() - make_interval(days => $1)
+                 AND NOT queued AND status = any($2::text[])
+               ORDER BY created_at
+               LIMIT $3
+               FOR UPDATE SKIP LOCKED)""",
+        batch,
+        retention_days,
+        list(FINISHED),
+    )
+
+
+async def purge_expired_media(pool: asyncpg.Pool, batch: int = PURGE_BATCH) -> int:
+    """Forget media ids Meta no longer keeps; returns how many."""
+    return await _delete_in_batches(
+        pool,
+        """DELETE FROM notifier.media
+           WHERE sha256 IN (
+               SELECT sha256 FROM notifier.media
+               WHERE uploaded_at < now() - make_interval(days => $1)
+               ORDER BY uploaded_at
+               LIMIT $2
+               FOR UPDATE SKIP LOCKED)""",
+        batch,
+        MEDIA_KEPT_BY_META_DAYS,
+    )
+
+
+async def _delete_in_batches(pool: asyncpg.Pool, sql: str, batch: int, *args: Any) -> int:
+    """Run `sql`, a DELETE of at most `batch` rows (its last parameter), each in its own
+    transaction, until one deletes fewer; returns the rows deleted."""
+    total = 0
+    while True:
+        status = await pool.execute(sql, *args, batch)
+        deleted = int(status.split()[-1])
+        total += deleted
+        if deleted < batch:
+            return total
 
 
 # --- views --------------------------------------------------------------------------------------------

@@ -138,6 +138,11 @@ class SendMessage(BaseModel):
     template: TemplateFallback | None = Field(
         default=None, description="sent instead of `message` outside the 24-hour window"
     )
+    optional: bool = Field(
+        default=False,
+        description="nice to have (e.g. the vaccine video): when the 24-hour window is closed "
+        "it is not sent and not failed, but recorded as skipped",
+    )
 
 
 # --- facts about sends that failed for good -----------------------------------------------------

@@ -124,7 +124,8 @@ async def _stream_bodies(settings: Settings, stream: str, command_id: str) -> li
         js = nc.jetstream()
         info = await js.stream_info(stream)
         found = []
-        for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        # A stream that never held a message reports first_seq 0, which is no message's seq.
+        for seq in range(max(info.state.first_seq, 1), info.state.last_seq + 1):
             try:
                 raw = await js.get_msg(stream, seq)
             except nats.js.errors.NotFoundError:
@@ -243,8 +244,21 @@ async def outbound_with(
     return await eventually(check, within, what=f"{command_id} with {expected}")
 
 
+async def window_open(harness: Harness, wa_id: str) -> bool:
+    """Whether the notifier has recorded a message from this user (their window is open)."""
+    row = await harness.pool.fetchrow(
+        "SELECT last_inbound_at FROM notifier.recipient WHERE wa_id = $1", wa_id
+    )
+    return row is not None and row["last_inbound_at"] is not None
+
+
 def metric(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def overall_rate(times: list[float]) -> float:
+    """Messages per second from the first of these times to the last (sorted)."""
+    return (len(times) - 1) / (times[-1] - times[0])
 
 
 def bodies(messages: list[dict[str, Any]]) -> list[str]:

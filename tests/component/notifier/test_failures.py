@@ -204,6 +204,42 @@ async def test_a_status_names_an_attempt_whose_answer_was_lost(harness: Harness)
     assert metric("notifier_in_doubt_total", resolution="status") == resolved
 
 
+async def test_a_status_ahead_of_the_senders_record_spends_the_pair_budget_once(
+    harness: Harness,
+) -> None:
+    # Meta's status webhook can come before the sender records Meta's answer: the user's next
+    # message becomes the head at once, so the claim spends the pair budget, not the record.
+    pool, to, interval = harness.pool, recipient(), 6.0
+    cmd = text(to, "status lebih dulu")
+    await repository.enqueue(pool, cmd.command_id, to, "text", cmd.model_dump_json())
+    [leased] = await repository.lease(pool, 1, 60.0, "live-sender")
+
+    claimed = await repository.claim_unknown_wamid(pool, "wamid.EARLY1", to, interval)
+    assert claimed is not None and not claimed.in_doubt
+    spent = await _pair_budget(harness, to)
+    assert spent > time.time() + interval - 1.0
+
+    payload = {"type": "text", "text": {"body": "status lebih dulu"}}
+    accepted = repository.Accepted(leased.id, to, "wamid.EARLY1", payload, "message")
+    await repository.record_accepted(pool, [accepted], interval)
+    assert await _pair_budget(harness, to) == spent
+    row = await repository.fetch(pool, cmd.command_id)
+    assert row is not None
+    assert (row.queued, row.attempts, row.wamid, row.payload) == (
+        False,
+        1,
+        "wamid.EARLY1",
+        payload,
+    )
+
+
+async def _pair_budget(harness: Harness, wa_id: str) -> float:
+    tat = await harness.pool.fetchval(
+        "SELECT pair_tat FROM notifier.recipient WHERE wa_id = $1", wa_id
+    )
+    return tat.timestamp()
+
+
 async def test_an_attempt_nobody_answered_for_is_sent_after_its_lease(harness: Harness) -> None:
     to = recipient()
     cmd = text(to, "dikirim ulang")

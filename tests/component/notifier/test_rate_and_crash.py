@@ -1,6 +1,7 @@
 """Across replicas and crashes: two notifiers together keep to the configured rate (measured as
-sends per second at the fake Graph API), and a notifier killed mid-burst (SIGKILL, a real
-process) and started again loses nothing and sends nothing twice, in order per user."""
+sends per second at the fake Graph API), inbound messages take their share of it (Meta counts
+both), and a notifier killed mid-burst (SIGKILL, a real process) and started again loses nothing
+and sends nothing twice, in order per user."""
 
 from __future__ import annotations
 
@@ -17,7 +18,15 @@ import pytest
 
 from services.common.embedded import free_port
 from services.notifier import repository
-from tests.component.notifier.conftest import Harness, bodies, recipient, text
+from tests.component.notifier.conftest import (
+    Harness,
+    bodies,
+    eventually,
+    metric,
+    overall_rate,
+    recipient,
+    text,
+)
 
 pytestmark = pytest.mark.servers
 
@@ -37,11 +46,40 @@ async def test_two_replicas_together_never_exceed_the_configured_rate(harness: H
     # Any one second (a generous margin for a loaded machine: the limiter itself allows
     # rate * (1 + 0.1) + 1 after a stall of the event loop).
     assert harness.fake.max_rate(1.0) <= rate * 1.25
-    overall = (len(times) - 1) / (times[-1] - times[0])
-    assert 0.8 * rate <= overall <= 1.05 * rate
+    assert 0.8 * rate <= overall_rate(times) <= 1.05 * rate
     # Both replicas sent (the budget was shared, not taken by one).
     holders = {r.leased_by for to in users for r in await repository.rows_of(harness.pool, to)}
     assert len(holders) == 2
+
+
+async def test_inbound_messages_hold_back_the_sends_after_them(harness: Harness) -> None:
+    rate = 10
+    await harness.start_notifier(whatsapp_mps=rate)
+    charged = metric("notifier_inbound_slots_total", outcome="charged")
+    writers = [recipient() for _ in range(20)]
+    for wa_id in writers:
+        await harness.inbound(wa_id)
+    inbound_at = time.time()
+
+    async def all_charged() -> bool:
+        return metric("notifier_inbound_slots_total", outcome="charged") >= charged + len(writers)
+
+    await eventually(all_charged, what="inbound messages charged")
+    users = [recipient() for _ in range(20)]
+    for to in users:
+        await harness.send(text(to, f"balasan untuk {to}"))
+    for to in users:
+        await harness.fake.wait_for_messages(to, 1, timeout=20)
+
+    sends = sorted(m["at"] for m in harness.fake.sent)
+    assert len(sends) == len(users)
+    # The inbound messages took the first N/rate seconds of the number's budget.
+    taken = len(writers) / rate
+    assert 0.9 * taken <= sends[0] - inbound_at <= taken + 1.0
+    # Inbound and outbound together keep to the budget (as Meta counts them); the sends alone
+    # keep to it in any one second.
+    assert overall_rate([inbound_at] * len(writers) + sends) <= 1.05 * rate
+    assert harness.fake.max_rate(1.0) <= rate * 1.25
 
 
 async def test_replicas_reserving_at_once_never_share_a_slot(harness: Harness) -> None:

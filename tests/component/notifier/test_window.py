@@ -22,6 +22,7 @@ from tests.component.notifier.conftest import (
     outbound_with,
     recipient,
     text,
+    window_open,
 )
 
 pytestmark = pytest.mark.servers
@@ -34,13 +35,6 @@ def reminder(to: str, lang: str = "id", name: str = "rescreen_reminder") -> Send
         message=TextMessage(body="Besok Anda bisa skrining ulang: ketik VAKSIN."),
         template=TemplateFallback(name=name, lang=lang, params=["31-01-2021"]),
     )
-
-
-async def window_open(harness: Harness, wa_id: str) -> bool:
-    row = await harness.pool.fetchrow(
-        "SELECT last_inbound_at FROM notifier.recipient WHERE wa_id = $1", wa_id
-    )
-    return row is not None and row["last_inbound_at"] is not None
 
 
 async def test_outside_the_window_the_approved_template_is_sent(notifier: Harness) -> None:
