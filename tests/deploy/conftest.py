@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import inspect
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -16,10 +17,14 @@ from typing import Any
 
 import pytest
 import yaml
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.common.service import ServiceHost, make_broker
 from services.common.settings import _GENERATED_SECRETS, Settings
+from services.ingress.http import add_webhook_routes
 from services.registry import builder
+from services.ticketing.desk_api import add_desk_routes
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -126,8 +131,29 @@ def service_port_variable(service: str) -> str:
 
 
 def service_host(service: str, settings: Settings) -> ServiceHost:
-    """The service as `vaksin service <name>` builds it, without starting it."""
+    """The service as `vaksin service <name>` builds it, without starting it. A service that
+    refuses to be built without a secret (ticketing without its signing key) gets a throwaway."""
+    if not settings.ticket_signing_key:
+        settings = settings.model_copy(update={"ticket_signing_key": secrets.token_urlsafe(32)})
     return builder(service)(settings)
+
+
+def route_paths(app: web.Application) -> set[str]:
+    return {route.resource.canonical for route in app.router.routes() if route.resource}
+
+
+@functools.cache
+def public_routes() -> dict[str, frozenset[str]]:
+    """Service -> the paths it serves to the world, from the code: the webhook for Meta
+    (services/ingress/http.py) and the facility desk's API (services/ticketing/desk_api.py).
+    The routes are only registered (nothing is served), so the handlers' dependencies are
+    placeholders. Identity's operator API is deliberately not here: it stays in the cluster."""
+    webhook = web.Application()
+    add_webhook_routes(webhook, None, Settings())  # type: ignore[arg-type]
+    desk = web.Application()
+    key = Ed25519PrivateKey.generate()
+    add_desk_routes(desk, None, key, "", lambda: None)  # type: ignore[arg-type]
+    return {"ingress": frozenset(route_paths(webhook)), "ticketing": frozenset(route_paths(desk))}
 
 
 def durable_consumers(service: str, settings: Settings) -> set[tuple[str, str]]:

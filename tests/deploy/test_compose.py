@@ -17,6 +17,7 @@ import pytest
 
 from services.cli import _parser
 from services.registry import SERVICES
+from services.ticketing.token import load_signing_key
 from tests.deploy.conftest import (
     COMPOSE_FILE,
     IMAGE,
@@ -27,6 +28,7 @@ from tests.deploy.conftest import (
     compose,
     config,
     drain_seconds,
+    public_routes,
     read_env_file,
     render,
     service_port_variable,
@@ -148,6 +150,27 @@ def test_the_example_env_file_lists_every_secret_a_service_needs() -> None:
     example = read_env_file(ENV_EXAMPLE)
     assert REQUIRED_SECRETS - {"DATABASE_URL"} <= set(example)
     assert set(example) - {"POSTGRES_PASSWORD"} <= SETTINGS_VARIABLES
+
+
+def test_the_example_signing_key_is_a_valid_one() -> None:
+    # `make e2e-compose` runs with the example file as it is: ticketing must start with it.
+    load_signing_key(read_env_file(ENV_EXAMPLE)["TICKET_SIGNING_KEY"])
+
+
+def test_only_the_webhook_and_the_desk_api_are_published_and_on_localhost_only() -> None:
+    for name, spec in compose()["services"].items():
+        for port in spec.get("ports", []):
+            assert port.startswith("127.0.0.1:"), (name, port)
+    published = {name for name, spec in ours().items() if spec.get("ports")} - {"fake-graph"}
+    # Those with routes for someone outside, as in Kubernetes's Ingress: the webhook (Meta) and the
+    # desk API (ticketing); identity's operator API is reached with `exec`, never published.
+    assert published == set(public_routes())
+    for service in published:
+        spec = compose()["services"][service]
+        (port,) = spec["ports"]
+        host, _, container = port.rpartition(":")
+        assert re.fullmatch(r"127\.0\.0\.1:\$\{[A-Z_]+_HOST_PORT:-\d+\}", host), port
+        assert container == spec["environment"][service_port_variable(service)], service
 
 
 def test_git_ignores_the_real_env_file_but_not_the_example() -> None:

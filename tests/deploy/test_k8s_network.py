@@ -1,6 +1,7 @@
-"""Who can reach what: only the ingress is reachable from outside (the ingress controller, through
-an Ingress with TLS for /webhook only), only our workloads reach NATS and Postgres, and the few
-operators' namespaces that must reach something reach only that."""
+"""Who can reach what: from outside, only the public routes of the code (the ingress's webhook and
+the ticketing service's desk API, through one Ingress with TLS, path by path), only our workloads
+reach NATS and Postgres, and the few operators' namespaces that must reach something reach only
+that."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from tests.deploy.conftest import (
     labels_match,
     of_kind,
     pod_labels,
+    public_routes,
 )
 
 # Pods of the production dependencies (not rendered here: the NATS chart's release `nats` and the
@@ -29,12 +31,14 @@ CLIENT_PORTS = {"nats": 4222, "postgres": 5432}
 
 # Namespaces allowed in at all, and the ports each may reach (nothing else outside the namespace).
 OUTSIDE_NAMESPACES = {
-    "ingress-nginx": {"http"},  # the webhook, further restricted to the ingress pods below
+    "ingress-nginx": {"http"},  # the webhook and the desk API, only to their pods (below)
     "monitoring": {"http", 7777, 9187},  # /metrics, NATS exporter, Postgres exporter
     "keda": {8222},  # NATS monitoring: consumer lag
     "cnpg-system": {8000},  # the CloudNativePG operator to its instances
 }
 INGRESS_CONTROLLER_NAMESPACE = "ingress-nginx"
+# Served on every service's HTTP port and never to the outside world.
+INTERNAL_PATHS = {"/healthz", "/readyz", "/metrics"}
 
 
 def policies(objects: tuple[Obj, ...]) -> list[Obj]:
@@ -103,8 +107,11 @@ def test_from_outside_the_namespace_only_known_operators_reach_known_ports(
     assert INGRESS_CONTROLLER_NAMESPACE in seen
 
 
-def test_the_ingress_controller_reaches_the_ingress_pods_only(objects: tuple[Obj, ...]) -> None:
+def test_the_ingress_controller_reaches_exactly_the_pods_behind_the_ingress(
+    objects: tuple[Obj, ...],
+) -> None:
     deployments = [d for d in of_kind(objects, "Deployment").values() if is_ours(d)]
+    reached = set()
     for policy in policies(objects):
         sources = {
             peer_namespace(peer)
@@ -112,8 +119,11 @@ def test_the_ingress_controller_reaches_the_ingress_pods_only(objects: tuple[Obj
             for peer in rule["from"]
         }
         if INGRESS_CONTROLLER_NAMESPACE in sources:
-            reached = [d["metadata"]["name"] for d in deployments if selects(policy, pod_labels(d))]
-            assert reached == [deployment_name("ingress")]
+            reached |= {
+                d["metadata"]["name"] for d in deployments if selects(policy, pod_labels(d))
+            }
+    # The webhook edge and the desk API; never identity (its operator API) or another service.
+    assert reached == {deployment_name(service) for service in public_routes()}
 
 
 def test_only_our_workloads_reach_nats_and_postgres(overlay: str, objects: tuple[Obj, ...]) -> None:
@@ -143,17 +153,33 @@ def test_every_workload_of_ours_is_one_the_dependency_policies_admit(
             assert labels_match(PART_OF, pod_labels(workload)), workload["metadata"]["name"]
 
 
-def test_the_webhook_ingress_exposes_only_webhook_over_tls(objects: tuple[Obj, ...]) -> None:
+def test_the_ingress_exposes_exactly_the_public_routes_over_tls(objects: tuple[Obj, ...]) -> None:
     (ingress,) = of_kind(objects, "Ingress").values()
     tls_hosts = {host for tls in ingress["spec"]["tls"] for host in tls["hosts"]}
     assert all(tls["secretName"] for tls in ingress["spec"]["tls"])
-    service = of_kind(objects, "Service")[deployment_name("ingress")]
-    deployment = of_kind(objects, "Deployment")[deployment_name("ingress")]
+    backends = {deployment_name(service): service for service in public_routes()}
+    routed: dict[str, set[str]] = {service: set() for service in public_routes()}
     for rule in ingress["spec"]["rules"]:
         assert rule["host"] in tls_hosts
-        (path,) = rule["http"]["paths"]
-        assert (path["path"], path["pathType"]) == ("/webhook", "Exact")
-        backend = path["backend"]["service"]
-        assert backend["name"] == service["metadata"]["name"]
-        (port,) = [p for p in service["spec"]["ports"] if p["name"] == backend["port"]["name"]]
-        assert port["targetPort"] in {p["name"] for p in app_container(deployment)["ports"]}
+        for path in rule["http"]["paths"]:
+            # Exact: a prefix would also expose what the service serves below it.
+            assert path["pathType"] == "Exact", path["path"]
+            assert path["path"] not in INTERNAL_PATHS, path["path"]
+            backend = path["backend"]["service"]
+            service = backends[backend["name"]]
+            routed[service].add(path["path"])
+            k8s_service = of_kind(objects, "Service")[backend["name"]]
+            deployment = of_kind(objects, "Deployment")[backend["name"]]
+            (port,) = [
+                p for p in k8s_service["spec"]["ports"] if p["name"] == backend["port"]["name"]
+            ]
+            assert port["targetPort"] in {p["name"] for p in app_container(deployment)["ports"]}
+    # Every public route of the code, and nothing else (a new desk route is routed on purpose).
+    assert routed == {service: set(paths) for service, paths in public_routes().items()}
+
+
+def test_the_public_routes_are_the_webhook_and_the_desk_api() -> None:
+    # What the derivation above finds (so that it cannot silently find nothing).
+    assert public_routes()["ingress"] == {"/webhook"}
+    assert {"/tickets/public-key", "/tickets/verify", "/checkin"} <= public_routes()["ticketing"]
+    assert not INTERNAL_PATHS & set().union(*public_routes().values())

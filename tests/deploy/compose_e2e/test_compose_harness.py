@@ -1,7 +1,8 @@
-"""The compose harness driven from outside, as Meta and a health worker would: only through its
-published ports (the webhook, the fake Graph API's record of sends, and Postgres for the registry
-import). `make e2e-compose` starts the harness, sets VAKSIN_COMPOSE_E2E to the env file it runs
-with, runs this module and removes the harness; without that variable every test is skipped."""
+"""The compose harness driven from outside, as Meta, a health worker and a facility desk would: only
+through its published ports (the webhook, the desk API, the fake Graph API's record of sends, and
+Postgres for the registry import). `make e2e-compose` starts the harness, sets VAKSIN_COMPOSE_E2E
+to the env file it runs with, runs this module and removes the harness; without that variable
+every test is skipped."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import pytest
 from services.common.settings import Settings
 from services.identity.registry_import import import_registry_file
 from services.ingress.webhook import sign
+from services.ticketing.token import load_signing_key, public_pem
 from tests.deploy.conftest import read_env_file
 from tests.e2e.conftest import body_of, envelope, new_person
 
@@ -34,6 +36,7 @@ class Harness:
     http: aiohttp.ClientSession
     webhook: str = f"http://127.0.0.1:{os.environ.get('INGRESS_HOST_PORT', '8080')}"
     fake_graph: str = f"http://127.0.0.1:{os.environ.get('FAKE_GRAPH_HOST_PORT', '9090')}"
+    desk: str = f"http://127.0.0.1:{os.environ.get('TICKETING_HOST_PORT', '8087')}"
 
     @property
     def database_url(self) -> str:
@@ -93,6 +96,24 @@ async def test_the_webhook_handshake_needs_the_verify_token(harness: Harness) ->
     bad = query | {"hub.verify_token": "wrong"}
     async with harness.http.get(f"{harness.webhook}/webhook", params=bad) as resp:
         assert resp.status == 403
+
+
+async def test_the_desk_api_shows_the_key_of_the_env_file_and_wants_the_operator_token(
+    harness: Harness,
+) -> None:
+    async with harness.http.get(f"{harness.desk}/tickets/public-key") as resp:
+        assert resp.status == 200
+        shown = await resp.json()
+    ours = load_signing_key(harness.secrets["TICKET_SIGNING_KEY"]).public_key()
+    assert (shown["alg"], shown["pem"]) == ("EdDSA", public_pem(ours))
+    body = {"token": "not-a-ticket"}
+    async with harness.http.post(f"{harness.desk}/tickets/verify", json=body) as resp:
+        assert resp.status == 401
+    operator = {"Authorization": f"Bearer {harness.secrets['OPERATOR_TOKEN']}"}
+    verify = f"{harness.desk}/tickets/verify"
+    async with harness.http.post(verify, json=body, headers=operator) as resp:
+        assert resp.status == 200
+        assert (await resp.json())["status"] == "forged"
 
 
 async def test_an_unsigned_notification_is_refused(harness: Harness) -> None:
