@@ -85,6 +85,7 @@ async def booked(system: System, tmp_path: Path, extra: list | None = None) -> t
     await system.turn(nakes.phone, "", "loc.ok")
     confirmed = await system.turn(nakes.phone, "", "slot.ok")
     assert "*terkonfirmasi*" in body_of(confirmed)
+    await system.ticket_sent(nakes.phone)  # the ticket and its video, before the next turn
     return nakes, code
 
 
