@@ -28,6 +28,7 @@ class NewTicket:
     masked_name: str
     masked_nik: str | None
     token: str
+    qr_png: bytes
     expires_at: datetime
 
 

@@ -80,6 +80,7 @@ async def issue(
     for _ in range(_CODE_ATTEMPTS):
         ticket_id, code = domain.new_ticket_id(), domain.new_code()
         token = tokens.sign(_claims(ticket_id, code, fact, name, now), key)
+        png = await asyncio.to_thread(qr.render_png, token)
         new = repo.NewTicket(
             ticket_id=ticket_id,
             code=code,
@@ -96,14 +97,14 @@ async def issue(
             masked_name=name,
             masked_nik=person.masked_nik,
             token=token,
+            qr_png=png,
             expires_at=domain.expiry(fact.date),
         )
-        png = await asyncio.to_thread(qr.render_png, token)
         async with pool.acquire() as conn, conn.transaction():
             if await repo.is_void(conn, fact.booking_id):
                 return None
             if await repo.insert_ticket(conn, new):
-                await _queue(conn, ticket_id, new, png, delivery)
+                await _queue(conn, ticket_id, new, delivery)
                 return await repo.find(conn, ticket_id)
             if await repo.has_ticket(conn, fact.booking_id):
                 return None
@@ -112,10 +113,11 @@ async def issue(
 
 
 async def _queue(
-    conn: asyncpg.Connection, ticket_id: str, ticket: repo.NewTicket, png: bytes, to: Delivery
+    conn: asyncpg.Connection, ticket_id: str, ticket: repo.NewTicket, to: Delivery
 ) -> None:
     subject = send_subject(to.wa_id, to.notifier_partitions)
-    for command in messages.issued(ticket_id, _face(ticket), png, to.wa_id, to.lang, to.video_url):
+    face, png = _face(ticket), ticket.qr_png
+    for command in messages.issued(ticket_id, face, png, to.wa_id, to.lang, to.video_url):
         await outbox.enqueue(conn, SCHEMA, subject, command, NOTIFIER.name)
 
 
@@ -130,7 +132,6 @@ async def usable(pool: asyncpg.Pool, person_id: str, lang: str, now: datetime) -
     """The person's usable tickets, each with its image ready to send (TIKET in the chat)."""
     views = []
     for ticket in await repo.usable_tickets(pool, person_id, now):
-        png = await asyncio.to_thread(qr.render_png, ticket.token)
         views.append(
             TicketView(
                 ticket_id=ticket.ticket_id,
@@ -143,7 +144,7 @@ async def usable(pool: asyncpg.Pool, person_id: str, lang: str, now: datetime) -
                 start=ticket.start_time,
                 end=ticket.end_time,
                 expires_at=ticket.expires_at,
-                image=messages.ticket_image(_face(ticket), png, lang),
+                image=messages.ticket_image(_face(ticket), ticket.qr_png, lang),
             )
         )
     return views

@@ -20,6 +20,7 @@ CREATE TABLE ticketing.ticket (
     masked_name      text NOT NULL,
     masked_nik       text,
     token            text NOT NULL,
+    qr_png           bytea NOT NULL,  -- the token's QR code, rendered once
     issued_at        timestamptz NOT NULL DEFAULT now(),
     expires_at       timestamptz NOT NULL,
     revoked_at       timestamptz,
