@@ -277,18 +277,7 @@ async def record_failed(
     """Failed for good: out of the queue, with its dead letter and send_failed fact in the same
     transaction (outbox). False if the row was no longer queued (nothing recorded)."""
     async with pool.acquire() as conn, conn.transaction():
-        done = await conn.fetchval(
-            """UPDATE notifier.outbound_message
-               SET queued = false, status = 'failed', lease_until = NULL,
-                   attempts = attempts + $3::int,
-                   last_error_code = coalesce(($2::jsonb ->> 'code')::int, last_error_code),
-                   last_error = coalesce($2::jsonb, last_error), updated_at = now()
-               WHERE id = $1 AND queued
-               RETURNING attempts""",
-            row_id,
-            error,
-            1 if count_attempt else 0,
-        )
+        done = await _finish(conn, row_id, "failed", error, count_attempt)
         if done is None:
             return False
         await _dead_letter(conn, dead_letter.model_copy(update={"attempts": done}), failed)
@@ -307,19 +296,32 @@ async def record_skipped(
 ) -> bool:
     """An optional message not sent (the user's window is closed): out of the queue, neither
     sent nor failed. False if the row was no longer queued (nothing recorded)."""
-    done = await pool.fetchval(
+    async with pool.acquire() as conn:
+        return await _finish(conn, row_id, "skipped", error, count_attempt) is not None
+
+
+async def _finish(
+    conn: asyncpg.Connection,
+    row_id: int,
+    status: str,
+    error: dict[str, Any] | None,
+    count_attempt: bool,
+) -> int | None:
+    """Take a queued row out of the queue for good with this status; its attempts, or None if
+    it was no longer queued."""
+    return await conn.fetchval(
         """UPDATE notifier.outbound_message
-           SET queued = false, status = 'skipped', lease_until = NULL,
+           SET queued = false, status = $4, lease_until = NULL,
                attempts = attempts + $3::int,
                last_error_code = coalesce(($2::jsonb ->> 'code')::int, last_error_code),
                last_error = coalesce($2::jsonb, last_error), updated_at = now()
            WHERE id = $1 AND queued
-           RETURNING id""",
+           RETURNING attempts""",
         row_id,
         error,
         1 if count_attempt else 0,
+        status,
     )
-    return done is not None
 
 
 async def dead_letter_unqueued(
