@@ -5,6 +5,7 @@ fake Graph API (which `vaksin up` starts when no Meta credentials are configured
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import sys
 import time
@@ -42,6 +43,26 @@ def render(body: dict[str, Any]) -> str:
         media = body[kind]
         return f"<{kind}: {media.get('link') or media.get('id')}> {media.get('caption', '')}"
     return json.dumps(body, ensure_ascii=False)
+
+
+async def _qr_text(http: aiohttp.ClientSession, fake: str, body: dict[str, Any]) -> str | None:
+    """The text of the QR code in an image sent by media id (a ticket), read from the file the
+    notifier uploaded to the fake; None when there is none or no decoder (zxing-cpp, a dev
+    dependency) is installed."""
+    media_id = (body.get("image") or {}).get("id") if body.get("type") == "image" else None
+    if not media_id:
+        return None
+    try:
+        import zxingcpp
+        from PIL import Image
+    except ImportError:
+        return None
+    async with http.get(f"{fake}/media/{media_id}") as resp:
+        if resp.status != 200:
+            return None
+        data = await resp.read()
+    found = zxingcpp.read_barcodes(Image.open(io.BytesIO(data)))
+    return found[0].text if found else None
 
 
 def inbound(phone: str, name: str, text: str, options: list[tuple[str, str]]) -> dict[str, Any]:
@@ -128,6 +149,10 @@ async def _print_replies(http: aiohttp.ClientSession, url: str, phone: str, stat
                     state["seen"] = max(state["seen"], sent["index"])
                     state["options"] = _options(sent["body"]) or state["options"]
                     print(f"\nbot> {render(sent['body'])}\n", flush=True)
+                    ticket = await _qr_text(http, url.rsplit("/", 1)[0], sent["body"])
+                    if ticket:
+                        print(f"     QR: {ticket}\n     (at the desk: vaksin checkin "
+                              "<QR> --dose-given)\n", flush=True)  # fmt: skip
         except aiohttp.ClientError:
             pass
         await asyncio.sleep(0.3)

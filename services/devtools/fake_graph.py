@@ -18,6 +18,7 @@ Routes (`{version}` like `v25.0`):
   POST /{version}/{phone_number_id}/media      multipart upload -> {"id": "<digits>"}
   GET  /_fake/messages?to=WA_ID&after=N        recorded sends with index > N
   GET  /_fake/timeline?after=N                 times of accepted sends with index > N (benchmarks)
+  GET  /_fake/media/{media_id}                 an uploaded file as it was received (404 unknown)
   POST /_fake/fail                             {"code", "http_status", "times", "retry_after"}
 """
 
@@ -449,6 +450,7 @@ class FakeGraph:
         app.router.add_post(f"/{version}/{{phone_number_id}}/media", self._upload_media)
         app.router.add_get("/_fake/messages", self._list_messages)
         app.router.add_get("/_fake/timeline", self._timeline)
+        app.router.add_get("/_fake/media/{media_id}", self._media_file)
         app.router.add_post("/_fake/fail", self._inject_failure)
         return app
 
@@ -609,6 +611,12 @@ class FakeGraph:
             "data": upload.file.read(),
         }
         return web.json_response({"id": media_id})
+
+    async def _media_file(self, request: web.Request) -> web.Response:
+        media = self.media.get(request.match_info["media_id"])
+        if media is None:
+            return web.json_response({"error": "unknown media id"}, status=404)
+        return web.Response(body=media["data"], content_type=media["type"])
 
     async def _list_messages(self, request: web.Request) -> web.Response:
         to = request.query.get("to", "").lstrip("+")

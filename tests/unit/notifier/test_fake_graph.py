@@ -215,6 +215,11 @@ async def test_media_upload_returns_a_digit_id_and_keeps_the_file(fake, http) ->
     assert media_id.isdigit()
     assert fake.media[media_id]["data"] == b"\x89PNG..."
     assert fake.media[media_id]["type"] == "image/png"
+    root = fake.base_url.rsplit("/", 1)[0]
+    async with http.get(f"{root}/_fake/media/{media_id}") as r:
+        assert (r.status, r.content_type, await r.read()) == (200, "image/png", b"\x89PNG...")
+    async with http.get(f"{root}/_fake/media/999") as r:
+        assert r.status == 404
 
 
 async def test_introspection_lists_sends_to_one_number_after_an_index(fake, http) -> None:
