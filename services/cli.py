@@ -78,6 +78,8 @@ def _parser() -> argparse.ArgumentParser:
             one.add_argument("--reason", required=True, help="told to the user")
 
     ticket_cli.add_parsers(sub)
+    stats = sub.add_parser("stats", help="counts from every service (exit 1 if one is silent)")
+    stats.add_argument("--json", action="store_true", help="every answer as JSON")
     sub.add_parser("demo-data", help="load a small sample registry into the running system")
     chat = sub.add_parser("chat", help="chat with the running system as a WhatsApp user")
     chat.add_argument("--phone", default="6281200000001", help="the WhatsApp number you write from")
@@ -144,6 +146,10 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(run_intake(settings, args))
     if args.command in ("ticket", "checkin"):
         return asyncio.run(ticket_cli.run_ticket(settings, args))
+    if args.command == "stats":
+        from services.stats_cli import run_stats
+
+        return asyncio.run(run_stats(settings, as_json=args.json))
     if args.command == "demo-data":
         from services.devtools.demo import load_demo_data
 

@@ -40,11 +40,13 @@ from services.common.contracts.subjects import (
     IDENTITY_RPC_INTAKE_SUBMIT,
     IDENTITY_RPC_NUMBER_STATUS,
     IDENTITY_RPC_PERSON,
+    IDENTITY_RPC_STATS,
     IDENTITY_RPC_VERIFY,
 )
 from services.common.db import Pool
 from services.common.outbox import OutboxRelay
 from services.common.settings import Settings
+from services.common.stats import add_stats_responder
 from services.identity import domain, intake, repository
 
 # Initial values, not `.bind()`: a logger bound at import time would keep the structlog
@@ -223,4 +225,7 @@ def build_router() -> NatsRouter:
     router.subscriber(IDENTITY_RPC_INTAKE_SUBMIT, queue=QUEUE)(intake_submit)
     router.subscriber(IDENTITY_RPC_INTAKE_STATUS, queue=QUEUE)(intake_status)
     router.subscriber(IDENTITY_RPC_PERSON, queue=QUEUE)(person)
+    add_stats_responder(
+        router, IDENTITY_RPC_STATS, queue=QUEUE, service="identity", count=repository.stats
+    )
     return router

@@ -388,3 +388,24 @@ async def operator_actions(conn: asyncpg.Connection, intake_id: int) -> list[Ope
         intake_id,
     )
     return [OperatorAction(**dict(r)) for r in rows]
+
+
+async def stats(pool: asyncpg.Pool) -> dict[str, int]:
+    """The counts of `vaksin stats`, in one statement: people in the registry (and how many came
+    through intake; a registry re-import makes a person `registry` again), intake requests by
+    status, numbers locked now."""
+    row = await pool.fetchrow(
+        """SELECT p.people, p.people_from_intake, i."intake.open", i."intake.approved",
+                  i."intake.rejected", l.numbers_locked
+           FROM (SELECT count(*) AS people,
+                        count(*) FILTER (WHERE source = 'intake') AS people_from_intake
+                 FROM identity.person) p,
+                (SELECT count(*) FILTER (WHERE status = 'open') AS "intake.open",
+                        count(*) FILTER (WHERE status = 'approved') AS "intake.approved",
+                        count(*) FILTER (WHERE status = 'rejected') AS "intake.rejected"
+                 FROM identity.intake) i,
+                (SELECT count(*) AS numbers_locked FROM identity.number_lock
+                 WHERE locked_until > now()) l"""
+    )
+    assert row is not None
+    return dict(row)

@@ -58,6 +58,7 @@ from services.common.contracts.subjects import (
     IDENTITY_RPC_INTAKE_SUBMIT,
     IDENTITY_RPC_NUMBER_STATUS,
     IDENTITY_RPC_VERIFY,
+    INGRESS_RPC_STATS,
     SCHEDULER_RPC_ALTERNATIVES,
     SCHEDULER_RPC_BOOKINGS,
     SCHEDULER_RPC_CANCEL,
@@ -78,6 +79,7 @@ from services.common.contracts.whatsapp import InboundMessage
 from services.common.db import Pool
 from services.common.outbox import OutboxRelay
 from services.common.settings import Settings
+from services.common.stats import add_stats_responder
 from services.ingress import dialog
 from services.ingress import repository as repo
 from services.ingress.metrics import DIALOG_DUPLICATES, DIALOG_GIVEN_UP, DIALOG_TURNS
@@ -87,6 +89,7 @@ log = structlog.get_logger(__name__)
 MAX_DELIVER = 5
 _REPLYABLE = re.compile(r"^\d{6,15}$")  # a wa_id we can send to (placeholders are not)
 RPC_TIMEOUT = 5.0
+QUEUE = "dialog"  # core request/reply: ingress.rpc.stats (the edge has no database)
 
 Broker = Annotated[NatsBroker, Context("broker")]
 AppSettings = Annotated[Settings, Context("settings")]
@@ -191,6 +194,7 @@ async def _give_up(message: InboundMessage, pool: asyncpg.Pool, settings: Settin
 
 def build_router(settings: Settings) -> NatsRouter:
     router = NatsRouter()
+    add_stats_responder(router, INGRESS_RPC_STATS, queue=QUEUE, service="dialog", count=repo.stats)
     for partition in range(settings.dialog_partitions):
         router.subscriber(
             WA_INBOUND_MESSAGE.format(partition=partition),

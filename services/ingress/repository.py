@@ -72,3 +72,13 @@ async def claim_due_rescreen_reminders(
         limit,
     )
     return [(r["wa_id"], r["lang"], r["rescreen_on"]) for r in rows]
+
+
+async def stats(pool: asyncpg.Pool) -> dict[str, int]:
+    """The counts of `vaksin stats`: conversations, and by step in the order of the dialog (the
+    steps that have any)."""
+    rows = await pool.fetch("SELECT step, count(*) AS n FROM ingress.conversation GROUP BY step")
+    by_step = {r["step"]: r["n"] for r in rows}
+    order = [s.value for s in Step]
+    steps = sorted(by_step, key=lambda s: order.index(s) if s in order else len(order))
+    return {"conversations": sum(by_step.values()), **{f"step.{s}": by_step[s] for s in steps}}

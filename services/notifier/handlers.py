@@ -13,6 +13,7 @@ the batch times out. The handlers here take a batch of raw messages and ack each
   24-hour window, for the number's throughput budget (Meta counts them: each recent one is
   charged a slot, as debt), and to mark each read with the typing indicator while the dialog
   works.
+- `notifier.rpc.stats` (core request/reply, queue group `notifier`): its counts, for `vaksin stats`.
 """
 
 from __future__ import annotations
@@ -30,11 +31,13 @@ from pydantic import ValidationError
 from services.common.contracts.notifier import DeadLetter, SendError, SendFailed, SendMessage
 from services.common.contracts.streams import NOTIFIER, WA_INBOUND
 from services.common.contracts.subjects import (
+    NOTIFIER_RPC_STATS,
     WA_INBOUND_MESSAGE_ALL,
     WA_INBOUND_STATUS,
 )
 from services.common.contracts.whatsapp import DeliveryStatus, InboundMessage
 from services.common.settings import Settings
+from services.common.stats import add_stats_responder
 from services.notifier import repository as repo
 from services.notifier.domain import (
     FAILED,
@@ -68,6 +71,7 @@ TYPING_MAX_AGE = 20.0
 READ_MAX_AGE = 3600.0
 STATUS_DURABLE = "notifier-status"
 INBOUND_DURABLE = "notifier-inbound"
+QUEUE = "notifier"  # core request/reply: notifier.rpc.stats
 
 
 def status_consumer_config() -> ConsumerConfig:
@@ -316,8 +320,12 @@ async def track_inbound_messages(raws: list[Msg], pool: asyncpg.Pool, engine: Se
 
 def build_router(settings: Settings) -> NatsRouter:
     """Every consumer of the notifier, declared without a handler: FastStream documents them
-    and never consumes them (the engine does, with these same configurations)."""
+    and never consumes them (the engine does, with these same configurations). Only the stats
+    rpc is FastStream's own."""
     router = NatsRouter()
+    add_stats_responder(
+        router, NOTIFIER_RPC_STATS, queue=QUEUE, service="notifier", count=repo.stats
+    )
     for partition in range(settings.notifier_partitions):
         _declare(
             router,

@@ -17,7 +17,7 @@ from services.common import outbox
 from services.common.contracts.notifier import DeadLetter, SendFailed
 from services.common.contracts.streams import NOTIFIER, NOTIFIER_DLQ
 from services.common.contracts.subjects import NOTIFIER_DLQ_SEND, NOTIFIER_EVT_SEND_FAILED
-from services.notifier.domain import FAILED_OVERRIDES, FINISHED, STATUS_ORDER
+from services.notifier.domain import FAILED, FAILED_OVERRIDES, FINISHED, SKIPPED, STATUS_ORDER
 
 SCHEMA = "notifier"
 
@@ -664,6 +664,31 @@ async def queue_depth(pool: asyncpg.Pool) -> tuple[int, int]:
     )
     assert row is not None
     return int(row["queued"]), int(row["ready"])
+
+
+async def stats(pool: asyncpg.Pool) -> dict[str, int]:
+    """The counts of `vaksin stats`, in two statements: the queue (`queue_depth`), and the
+    messages of the last 24 hours by status (every status, 0 too) with their dead letters.
+
+    Dead letters are not kept in this schema (they leave through the outbox to NOTIFIER_DLQ), but
+    every `failed` row was either dead-lettered or sent again as exactly one new row naming it
+    (`origin`), so they are the failed rows less the re-sends. Not counted: malformed commands,
+    which never became a row (the `notifier_dead_letters_total` metric has them)."""
+    queued, ready = await queue_depth(pool)
+    rows = await pool.fetch(
+        """SELECT status, count(*) AS n, count(*) FILTER (WHERE origin IS NOT NULL) AS resends
+           FROM notifier.outbound_message WHERE created_at > now() - interval '24 hours'
+           GROUP BY status"""
+    )
+    by_status = {r["status"]: r["n"] for r in rows}
+    resends = sum(r["resends"] for r in rows)
+    return {
+        "queued": queued,
+        "queued_ready": ready,
+        "last_24h": sum(by_status.values()),
+        **{f"last_24h.{s}": by_status.get(s, 0) for s in (*STATUS_ORDER, FAILED, SKIPPED)},
+        "dead_letters_24h": max(by_status.get(FAILED, 0) - resends, 0),
+    }
 
 
 async def fetch(pool: asyncpg.Pool, command_id: str) -> Outbound | None:

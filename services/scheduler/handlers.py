@@ -9,11 +9,13 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, TypeVar
 
+import asyncpg
 import structlog
 from faststream import Context
 from faststream.nats import ConsumerConfig, NatsRouter, PullSub
 from pydantic import BaseModel
 
+from services.common.clock import jakarta_today
 from services.common.contracts.scheduler import (
     AlternativesReply,
     AlternativesRequest,
@@ -44,13 +46,15 @@ from services.common.contracts.subjects import (
     SCHEDULER_RPC_FACILITY,
     SCHEDULER_RPC_HOLD,
     SCHEDULER_RPC_OFFER,
+    SCHEDULER_RPC_STATS,
     TICKETING_EVT_DOSE_GIVEN,
 )
 from services.common.contracts.ticketing import DoseGiven
 from services.common.db import Pool
 from services.common.outbox import OutboxRelay
 from services.common.settings import Settings
-from services.scheduler import booking, jobs
+from services.common.stats import add_stats_responder
+from services.scheduler import booking, jobs, repository
 from services.scheduler.domain import SchedulerError
 from services.scheduler.metrics import REQUEST_SECONDS, REQUESTS
 
@@ -170,6 +174,10 @@ async def on_dose_given(body: DoseGiven, pool: Pool, settings: AppSettings, rela
         relay.wake()
 
 
+async def stats(pool: asyncpg.Pool) -> dict[str, int]:
+    return await repository.stats(pool, jakarta_today())
+
+
 def build_router() -> NatsRouter:
     """A fresh router per broker: FastStream lets a router belong to one broker only."""
     router = NatsRouter()
@@ -185,6 +193,7 @@ def build_router() -> NatsRouter:
         (SCHEDULER_RPC_BOOKINGS, bookings),
     ):
         router.subscriber(subject, queue=QUEUE)(handler)
+    add_stats_responder(router, SCHEDULER_RPC_STATS, queue=QUEUE, service="scheduler", count=stats)
     router.subscriber(
         TICKETING_EVT_DOSE_GIVEN,
         stream=TICKETING,

@@ -1004,3 +1004,26 @@ async def merge_sessions(conn: asyncpg.Connection) -> Counts:
     )
     total = await conn.fetchval("SELECT count(*) FROM session_batch")
     return Counts(row["new"], row["updated"], total - row["new"] - row["updated"])
+
+
+async def stats(pool: asyncpg.Pool, today: date) -> dict[str, int]:
+    """The counts of `vaksin stats`, in one statement: facilities; open sessions from `today` on
+    and their free seats (neither booked nor held); active bookings by dose; bookings done (the
+    dose was given)."""
+    row = await pool.fetchrow(
+        """SELECT (SELECT count(*) FROM scheduler.facility) AS facilities,
+                  s.sessions_ahead, s.free_seats_ahead,
+                  b."bookings_active.dose_1", b."bookings_active.dose_2", b.bookings_done
+           FROM (SELECT count(*) AS sessions_ahead,
+                        coalesce(sum(capacity - reserved), 0)::bigint AS free_seats_ahead
+                 FROM scheduler.session WHERE day >= $1 AND status = 'open') s,
+                (SELECT count(*) FILTER (WHERE status = 'active' AND dose = 1)
+                            AS "bookings_active.dose_1",
+                        count(*) FILTER (WHERE status = 'active' AND dose = 2)
+                            AS "bookings_active.dose_2",
+                        count(*) FILTER (WHERE status = 'done') AS bookings_done
+                 FROM scheduler.booking) b""",
+        today,
+    )
+    assert row is not None
+    return dict(row)

@@ -27,9 +27,14 @@ from services.common.contracts.screening import (
     QuestionnaireRequest,
     ScreeningCompleted,
 )
-from services.common.contracts.subjects import SCREENING_RPC_EVALUATE, SCREENING_RPC_QUESTIONNAIRE
+from services.common.contracts.subjects import (
+    SCREENING_RPC_EVALUATE,
+    SCREENING_RPC_QUESTIONNAIRE,
+    SCREENING_RPC_STATS,
+)
 from services.common.db import Pool
 from services.common.outbox import OutboxRelay
+from services.common.stats import add_stats_responder
 from services.screening import domain, repository
 from services.screening.rules import RuleSet
 from services.screening.store import RuleSetStore
@@ -138,4 +143,7 @@ def build_router() -> NatsRouter:
     router = NatsRouter()
     router.subscriber(SCREENING_RPC_QUESTIONNAIRE, queue=QUEUE)(questionnaire)
     router.subscriber(SCREENING_RPC_EVALUATE, queue=QUEUE)(evaluate)
+    add_stats_responder(
+        router, SCREENING_RPC_STATS, queue=QUEUE, service="screening", count=repository.stats
+    )
     return router

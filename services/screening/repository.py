@@ -120,3 +120,15 @@ async def screening_by_request(conn: asyncpg.Connection, request_id: str) -> Scr
             "reasons": tuple(row["reasons"]),
         }
     )
+
+
+async def stats(pool: asyncpg.Pool) -> dict[str, int]:
+    """The counts of `vaksin stats`: screenings stored, and by outcome (every outcome, 0 too)."""
+    rows = await pool.fetch(
+        "SELECT outcome, count(*) AS n FROM screening.screening GROUP BY outcome"
+    )
+    by_outcome = {r["outcome"]: r["n"] for r in rows}
+    return {
+        "screenings": sum(by_outcome.values()),
+        **{f"outcome.{o.value}": by_outcome.get(o.value, 0) for o in ScreeningOutcome},
+    }

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated
 
+import asyncpg
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from faststream import Context
@@ -34,13 +35,15 @@ from services.common.contracts.subjects import (
     SCHEDULER_EVT_BOOKED,
     SCHEDULER_EVT_CANCELLED,
     SCHEDULER_EVT_RESCHEDULED,
+    TICKETING_RPC_STATS,
     TICKETING_RPC_TICKETS,
 )
 from services.common.contracts.ticketing import TicketsReply, TicketsRequest
 from services.common.db import Pool
 from services.common.outbox import OutboxRelay
 from services.common.settings import Settings
-from services.ticketing import tickets
+from services.common.stats import add_stats_responder
+from services.ticketing import repository, tickets
 from services.ticketing.metrics import ISSUE_FAILURES, TICKETS
 
 log = structlog.get_logger(__name__)
@@ -156,10 +159,15 @@ async def usable_tickets(body: TicketsRequest, pool: Pool) -> TicketsReply:
         return TicketsReply(error=UNAVAILABLE)
 
 
+async def stats(pool: asyncpg.Pool) -> dict[str, int]:
+    return await repository.stats(pool, utcnow())
+
+
 def build_router() -> NatsRouter:
     """A fresh router per broker: FastStream lets a router belong to one broker only."""
     router = NatsRouter()
     router.subscriber(TICKETING_RPC_TICKETS, queue=QUEUE)(usable_tickets)
+    add_stats_responder(router, TICKETING_RPC_STATS, queue=QUEUE, service="ticketing", count=stats)
     for subject, durable, handler in (
         (SCHEDULER_EVT_BOOKED, "ticketing-booked", on_booked),
         (SCHEDULER_EVT_RESCHEDULED, "ticketing-rescheduled", on_rescheduled),

@@ -182,3 +182,20 @@ async def record_dose_given(
         by,
     )
     return _ticket(row) if row else None
+
+
+async def stats(pool: asyncpg.Pool, now: datetime) -> dict[str, int]:
+    """The counts of `vaksin stats`, in one statement: tickets issued, usable now (not revoked,
+    used or expired), redeemed at a desk, with the dose given, revoked."""
+    row = await pool.fetchrow(
+        """SELECT count(*) AS tickets_issued,
+                  count(*) FILTER (WHERE revoked_at IS NULL AND redeemed_at IS NULL
+                                   AND expires_at > $1) AS tickets_usable,
+                  count(*) FILTER (WHERE redeemed_at IS NOT NULL) AS tickets_redeemed,
+                  count(*) FILTER (WHERE dose_given_at IS NOT NULL) AS doses_given,
+                  count(*) FILTER (WHERE revoked_at IS NOT NULL) AS tickets_revoked
+           FROM ticketing.ticket""",
+        now,
+    )
+    assert row is not None
+    return dict(row)

@@ -4,6 +4,7 @@ Meta's side played by the fake Graph API. Each test gets fresh users (random num
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import random
@@ -159,6 +160,19 @@ class System:
 
     async def restart(self, name: str) -> None:
         await self.hosts[name].stop()
+        await self._start_anew(name)
+
+    @contextlib.asynccontextmanager
+    async def stopped(self, name: str) -> AsyncIterator[None]:
+        """One service down for the block, then a new one in its place (a host is started once,
+        and the teardown stops whatever runs then)."""
+        await self.hosts[name].stop()
+        try:
+            yield
+        finally:
+            await self._start_anew(name)
+
+    async def _start_anew(self, name: str) -> None:
         self.hosts[name] = BUILDERS[name](self.hosts[name].settings)
         if name == "dialog" and self.today is not None:
             self.set_today(self.today)

@@ -1,5 +1,6 @@
 """Subject names. `<owner>.rpc.<verb>` is core request/reply and never inside a stream;
-`<owner>.evt.<fact>` and `<owner>.cmd.<action>` live on JetStream streams (see `streams.py`)."""
+`<owner>.evt.<fact>` and `<owner>.cmd.<action>` live on JetStream streams (see `streams.py`).
+Every service with a schema answers `<owner>.rpc.stats` with its own counts (`vaksin stats`)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ IDENTITY_RPC_CHECK_NIK = "identity.rpc.check_nik"
 IDENTITY_RPC_INTAKE_SUBMIT = "identity.rpc.intake_submit"
 IDENTITY_RPC_INTAKE_STATUS = "identity.rpc.intake_status"
 IDENTITY_RPC_PERSON = "identity.rpc.person"
+IDENTITY_RPC_STATS = "identity.rpc.stats"
 # identity: intake facts (stream IDENTITY), through the outbox
 IDENTITY_EVT_INTAKE_SUBMITTED = "identity.evt.intake_submitted"
 IDENTITY_EVT_INTAKE_DECIDED = "identity.evt.intake_decided"
@@ -25,6 +27,7 @@ IDENTITY_EVT_INTAKE_DECIDED = "identity.evt.intake_decided"
 # screening: core request/reply, and its facts (stream SCREENING)
 SCREENING_RPC_QUESTIONNAIRE = "screening.rpc.questionnaire"
 SCREENING_RPC_EVALUATE = "screening.rpc.evaluate"
+SCREENING_RPC_STATS = "screening.rpc.stats"
 SCREENING_EVT_COMPLETED = "screening.evt.completed"
 
 # scheduler: core request/reply (queue group `scheduler`), and its booking facts (stream SCHEDULER)
@@ -37,6 +40,7 @@ SCHEDULER_RPC_HOLD = "scheduler.rpc.hold"
 SCHEDULER_RPC_CONFIRM = "scheduler.rpc.confirm"
 SCHEDULER_RPC_CANCEL = "scheduler.rpc.cancel"
 SCHEDULER_RPC_BOOKINGS = "scheduler.rpc.bookings"
+SCHEDULER_RPC_STATS = "scheduler.rpc.stats"
 SCHEDULER_EVT_BOOKED = "scheduler.evt.booked"
 SCHEDULER_EVT_CANCELLED = "scheduler.evt.cancelled"
 SCHEDULER_EVT_RESCHEDULED = "scheduler.evt.rescheduled"
@@ -44,6 +48,7 @@ SCHEDULER_EVT_RESCHEDULED = "scheduler.evt.rescheduled"
 # ticketing: the current tickets of a person (core request/reply, queue group `ticketing`), and
 # its facts (stream TICKETING); the scheduler books dose 2 on dose_given.
 TICKETING_RPC_TICKETS = "ticketing.rpc.tickets"
+TICKETING_RPC_STATS = "ticketing.rpc.stats"
 TICKETING_EVT_DOSE_GIVEN = "ticketing.evt.dose_given"
 
 # notifier: outbound WhatsApp sends (stream NOTIFIER), partitioned by recipient like the inbound.
@@ -53,6 +58,12 @@ NOTIFIER_CMD_SEND_ALL = "notifier.cmd.send.*"
 NOTIFIER_EVT_SEND_FAILED = "notifier.evt.send_failed"
 # Its dead letter: the command and its last error (stream NOTIFIER_DLQ, kept 30 days).
 NOTIFIER_DLQ_SEND = "notifier.dlq.send"
+# notifier: its counts (core request/reply, queue group `notifier`).
+NOTIFIER_RPC_STATS = "notifier.rpc.stats"
+
+# The dialog's counts (schema `ingress`; core request/reply, queue group `dialog`). The webhook
+# edge has no database and does not answer it.
+INGRESS_RPC_STATS = "ingress.rpc.stats"
 
 
 def partition_of(key: str, partitions: int) -> int:
