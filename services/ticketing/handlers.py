@@ -82,6 +82,8 @@ async def _issue(
     key: Ed25519PrivateKey,
     relay: OutboxRelay,
 ) -> None:
+    if await tickets.settled(pool, fact.booking_id):
+        return  # a redelivery, or a booking voided before its fact arrived
     card = await _person(broker, fact.person_id)
     delivery = tickets.Delivery(
         fact.wa_id, fact.lang, settings.vaccine_video_url, settings.notifier_partitions

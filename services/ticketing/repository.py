@@ -62,21 +62,33 @@ def _ticket(row: asyncpg.Record) -> Ticket:
     return Ticket(**values)
 
 
-async def is_void(conn: asyncpg.Connection, booking_id: int) -> bool:
-    return await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM ticketing.void_booking WHERE booking_id = $1)", booking_id
+# Advisory lock class of ticketing's per-booking locks (the key is the booking id, folded).
+_BOOKING_LOCK = 0x7469636B  # "tick"
+
+
+async def lock_booking(conn: asyncpg.Connection, booking_id: int) -> None:
+    """Serialize issuing and voiding one booking until the transaction ends. Without it a void
+    could run while a ticket's insert is uncommitted, revoke nothing, and leave that ticket good
+    for a cancelled booking."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock($1, ($2::bigint % 2147483647)::int)",
+        _BOOKING_LOCK,
+        booking_id,
     )
 
 
-async def has_ticket(conn: asyncpg.Connection, booking_id: int) -> bool:
+async def settled(conn: asyncpg.Connection | asyncpg.Pool, booking_id: int) -> bool:
+    """The booking has its ticket already, or is void: nothing to issue."""
     return await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM ticketing.ticket WHERE booking_id = $1)", booking_id
+        """SELECT EXISTS (SELECT 1 FROM ticketing.ticket WHERE booking_id = $1)
+               OR EXISTS (SELECT 1 FROM ticketing.void_booking WHERE booking_id = $1)""",
+        booking_id,
     )
 
 
 async def insert_ticket(conn: asyncpg.Connection, ticket: NewTicket) -> bool:
     """Store a new ticket; False when its booking already has one, or (rarely) its code is
-    taken: `has_ticket` tells the two apart."""
+    taken: `settled` tells the two apart."""
     placeholders = ", ".join(f"${i}" for i in range(1, len(_NEW_COLUMNS) + 1))
     inserted = await conn.fetchval(
         f"""INSERT INTO ticketing.ticket ({", ".join(_NEW_COLUMNS)}) VALUES ({placeholders})
@@ -90,6 +102,7 @@ async def void_booking(
     conn: asyncpg.Connection, booking_id: int, reason: str, now: datetime
 ) -> Ticket | None:
     """Mark a booking void and revoke its ticket if it has one; the ticket revoked now, if any."""
+    await lock_booking(conn, booking_id)
     await conn.execute(
         """INSERT INTO ticketing.void_booking (booking_id, reason, voided_at) VALUES ($1, $2, $3)
            ON CONFLICT (booking_id) DO NOTHING""",

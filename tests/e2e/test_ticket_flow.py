@@ -240,3 +240,24 @@ async def test_tiket_and_status_send_the_ticket_again(system: System, tmp_path: 
     status, image = (await system.replies(nakes.phone, before + 2))[before:]
     assert "Jadwal vaksinasi Anda" in body_of(status)
     assert image["body"]["type"] == "image" and qr_token(system, image) == qr_token(system, first)
+
+
+async def test_a_booking_made_while_identity_is_down_gets_its_ticket_once_it_is_back(
+    system: System, tmp_path: Path
+) -> None:
+    """The ticket needs the person's masked name from identity: the booking fact is retried
+    with a delay (not dropped, not ticketed without the name) until identity answers."""
+    code = facility_code()
+    await system.add_facility(code, tmp_path, [(TOMORROW, "08:00", "12:00", 5)])
+    nakes = await eligible_at_location(system, tmp_path, code)
+    await system.turn(nakes.phone, "", "loc.ok")
+    async with system.stopped("identity"):
+        confirmed = await system.turn(nakes.phone, "", "slot.ok")
+        assert "*terkonfirmasi*" in body_of(confirmed)
+        await asyncio.sleep(7)  # the first deliveries fail: identity does not answer
+        sends = system.fake.messages_to(nakes.phone)
+        assert not [m for m in sends if m["body"].get("type") == "image"]
+    ticket = await system.ticket_sent(nakes.phone)
+    assert "S*** R********" in ticket["body"]["image"]["caption"]
+    await asyncio.sleep(1)
+    assert len(await system.sent_of_type(nakes.phone, "image", 1)) == 1  # sent once

@@ -5,6 +5,7 @@ day, the dose-given fact leaving with the check-in, and the desk CLI's answers a
 from __future__ import annotations
 
 import argparse
+import asyncio
 import io
 import json
 import secrets
@@ -19,7 +20,7 @@ from services.common.contracts.identity import PersonCard
 from services.common.contracts.scheduler import BookingConfirmed, Facility
 from services.common.contracts.ticketing import TicketStatus
 from services.common.settings import Settings
-from services.ticketing import cli, domain, tickets
+from services.ticketing import cli, domain, repository, tickets
 from services.ticketing.token import load_signing_key
 
 pytestmark = pytest.mark.servers
@@ -224,3 +225,48 @@ async def test_cli_refuses_an_impossible_measurement_without_using_the_ticket(
     code, _, err = await run_cli(settings, "checkin", ticket.token, "--temperature", "365")
     assert code == 1 and "temperature" in err
     assert (await run_cli(settings, "ticket", "verify", ticket.token))[0] == 0
+
+
+async def test_a_void_waits_for_a_ticket_being_issued_and_revokes_it(
+    pool: asyncpg.Pool, settings: Settings
+) -> None:
+    """A cancellation handled while the booking's ticket is being stored (not yet committed) must
+    not slip past it: it waits for the issue and then revokes the ticket."""
+    booking = fact(jakarta_today() + timedelta(days=1))
+    async with pool.acquire() as issuing:
+        transaction = issuing.transaction()
+        await transaction.start()
+        await repository.lock_booking(issuing, booking.booking_id)  # as tickets.issue does
+        new = repository.NewTicket(
+            ticket_id="race-ticket-" + secrets.token_hex(4), code=domain.new_code(),
+            booking_id=booking.booking_id, person_id=booking.person_id, dose=1,
+            vaccine="CoronaVac", facility_code=booking.facility.code,
+            facility_name=booking.facility.name, facility_address=booking.facility.address,
+            session_date=booking.date, start_time=booking.start, end_time=booking.end,
+            masked_name="-", masked_nik=None, token="t", qr_png=b"png",
+            expires_at=domain.expiry(booking.date),
+        )  # fmt: skip
+        assert await repository.insert_ticket(issuing, new)
+        voiding = asyncio.create_task(
+            tickets.void(pool, booking.booking_id, "cancelled: user", datetime.now(UTC))
+        )
+        await asyncio.sleep(0.3)
+        assert not voiding.done()  # held back until the issue commits
+        await transaction.commit()
+    revoked = await asyncio.wait_for(voiding, 5)
+    assert revoked is not None and revoked.ticket_id == new.ticket_id
+    assert revoked.revoked_reason == "cancelled: user"
+    assert await issue(pool, settings, booking) is None  # and a redelivery changes nothing
+
+
+async def test_a_ticketed_or_void_booking_is_settled_before_any_work(
+    pool: asyncpg.Pool, settings: Settings
+) -> None:
+    """What the consumer checks before the identity lookup and the rendering."""
+    booking = fact(jakarta_today() + timedelta(days=1))
+    assert not await tickets.settled(pool, booking.booking_id)
+    assert await issue(pool, settings, booking) is not None
+    assert await tickets.settled(pool, booking.booking_id)
+    voided = fact(jakarta_today() + timedelta(days=1))
+    await tickets.void(pool, voided.booking_id, "cancelled: user", datetime.now(UTC))
+    assert await tickets.settled(pool, voided.booking_id)
