@@ -14,6 +14,10 @@ from aiohttp import web
 from faststream import AckPolicy
 from faststream.nats import NatsBroker, NatsRouter
 
+from services.common.consumers import Redelivery
+from services.common.contracts.deadletters import DeadMessage
+from services.common.contracts.streams import DEAD_LETTERS
+from services.common.contracts.subjects import DEADLETTER_CONSUMER
 from services.common.db import create_pool
 from services.common.health import ReadyCheck, add_health_routes, http_ready_check
 from services.common.outbox import OutboxRelay
@@ -25,11 +29,13 @@ Hook = Callable[["ServiceHost"], Awaitable[None]]
 
 
 def make_broker(settings: Settings, name: str, *routers: NatsRouter) -> NatsBroker:
-    return NatsBroker(
+    """The process's broker. Its routers come from `consumers.router()`: the ack policy and the
+    redelivery set here reach only subscribers declared on the broker itself."""
+    broker = NatsBroker(
         settings.nats_url or "nats://127.0.0.1:4222",
         name=f"vaksin-{name}",
-        # A failing handler is redelivered (bounded by each consumer's max_deliver), not dropped.
         ack_policy=AckPolicy.NACK_ON_ERROR,
+        middlewares=[Redelivery],
         graceful_timeout=10.0,
         logger=structlog.get_logger(f"faststream.{name}"),
         # "Received"/"Processed" for every message: useful when debugging, a flood otherwise.
@@ -37,6 +43,16 @@ def make_broker(settings: Settings, name: str, *routers: NatsRouter) -> NatsBrok
         routers=routers,
         max_reconnect_attempts=-1,
     )
+    # Every process may dead-letter a message (consumers.py); declaring the channel makes the
+    # broker create the stream when it starts, and documents it.
+    broker.publisher(
+        DEADLETTER_CONSUMER,
+        stream=DEAD_LETTERS,
+        title="dead-letter",
+        schema=DeadMessage,
+        description="A message that failed on every delivery, with its last error",
+    )
+    return broker
 
 
 class ServiceHost:

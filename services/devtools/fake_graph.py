@@ -354,6 +354,9 @@ class FakeGraph:
         self._recent: deque[float] = deque()
         self._recent_to: dict[str, deque[float]] = {}
         self._failures: deque[_Failure] = deque()
+        self.down_until = 0.0  # see outage()
+        self.down_hangs = False
+        self.refused_while_down = 0
         self._index = itertools.count(1)
         self._media_ids = itertools.count(1_000_000_000_000_001)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -429,6 +432,21 @@ class FakeGraph:
         """Answer the next `times` send requests with this Meta error instead of sending."""
         self._failures.extend([_Failure(code, http_status, retry_after, message)] * times)
 
+    def outage(self, seconds: float, *, hang: bool = False) -> None:
+        """Meta down for `seconds` from now: every send and upload answers 503 with code 2
+        ("service temporarily unavailable"), or, with `hang`, gets no answer before the
+        client's timeout (the request is then dropped: nothing is sent)."""
+        self.down_until = time.monotonic() + seconds
+        self.down_hangs = hang
+
+    async def _down(self) -> web.Response | None:
+        if time.monotonic() >= self.down_until:
+            return None
+        self.refused_while_down += 1
+        if self.down_hangs:
+            await asyncio.sleep(max(0.0, self.down_until - time.monotonic()) + 30)
+        return web.json_response(error_envelope(2, "Service temporarily unavailable"), status=503)
+
     async def post_status(
         self, wamid: str, status: str, *, errors: list[dict[str, Any]] | None = None
     ) -> int | None:
@@ -477,7 +495,7 @@ class FakeGraph:
         return None
 
     async def _messages(self, request: web.Request) -> web.Response:
-        refusal = self._refusal(request)
+        refusal = self._refusal(request) or await self._down()
         if refusal is not None:
             return refusal
         try:
@@ -588,7 +606,7 @@ class FakeGraph:
         return None
 
     async def _upload_media(self, request: web.Request) -> web.Response:
-        refusal = self._refusal(request)
+        refusal = self._refusal(request) or await self._down()
         if refusal is not None:
             return refusal
         try:

@@ -16,6 +16,7 @@ import structlog
 from faststream import Context
 from faststream.nats import NatsRouter
 
+from services.common import consumers
 from services.common.clock import jakarta_today
 from services.common.contracts.identity import (
     CheckNikRequest,
@@ -218,7 +219,7 @@ async def person(body: PersonRequest, pool: Pool) -> PersonCard:
 
 def build_router() -> NatsRouter:
     """A fresh router per broker: FastStream lets a router belong to one broker only."""
-    router = NatsRouter()
+    router = consumers.router()
     router.subscriber(IDENTITY_RPC_NUMBER_STATUS, queue=QUEUE)(number_status)
     router.subscriber(IDENTITY_RPC_VERIFY, queue=QUEUE)(verify)
     router.subscriber(IDENTITY_RPC_CHECK_NIK, queue=QUEUE)(check_nik)

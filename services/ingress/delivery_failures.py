@@ -11,9 +11,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import structlog
-from faststream.nats import ConsumerConfig, NatsRouter, PullSub
+from faststream.nats import NatsRouter
 
-from services.common import outbox
+from services.common import consumers, outbox
 from services.common.contracts.notifier import SendFailed, SendMessage, TemplateFallback
 from services.common.contracts.streams import NOTIFIER
 from services.common.contracts.subjects import NOTIFIER_EVT_SEND_FAILED, send_subject
@@ -72,11 +72,13 @@ async def on_send_failed(failure: SendFailed, pool: Pool, settings: AppSettings,
 
 
 def add_delivery_failure_subscriber(router: NatsRouter) -> None:
-    router.subscriber(
+    consumers.durable_subscriber(
+        router,
         NOTIFIER_EVT_SEND_FAILED,
         stream=NOTIFIER,
         durable="dialog-send-failed",
-        pull_sub=PullSub(batch_size=10, timeout=5.0),
-        config=ConsumerConfig(max_deliver=10, ack_wait=30),
+        max_deliver=10,
+        ack_wait=30,
+        batch_size=10,
         title="send-failed",
     )(on_send_failed)

@@ -13,10 +13,10 @@ from typing import Annotated
 import asyncpg
 import structlog
 from faststream import Context
-from faststream.nats import ConsumerConfig, NatsBroker, NatsMessage, NatsRouter, PullSub
+from faststream.nats import NatsBroker, NatsMessage, NatsRouter
 from pydantic import BaseModel
 
-from services.common import outbox
+from services.common import consumers, outbox
 from services.common.contracts.identity import (
     CheckNikRequest,
     CheckNikResult,
@@ -86,7 +86,9 @@ from services.ingress.metrics import DIALOG_DUPLICATES, DIALOG_GIVEN_UP, DIALOG_
 
 log = structlog.get_logger(__name__)
 
-MAX_DELIVER = 5
+# Delays of 1, 2, 5, 10 and 30 s between them (consumers.py): a restart of the service a turn
+# waits for is ridden through; only then does the user hear "busy, send it again".
+MAX_DELIVER = 6
 _REPLYABLE = re.compile(r"^\d{6,15}$")  # a wa_id we can send to (placeholders are not)
 RPC_TIMEOUT = 5.0
 QUEUE = "dialog"  # core request/reply: ingress.rpc.stats (the edge has no database)
@@ -173,8 +175,8 @@ async def on_inbound_message(
             await repo.save_conversation(conn, message.wa_id, turn.conversation)
             await _enqueue_replies(conn, message, turn.replies, settings)
     except Exception:
-        if msg.raw_message.metadata.num_delivered < MAX_DELIVER:
-            raise  # NACK: JetStream redelivers it (still in order: the partition waits)
+        if not consumers.is_last_delivery(msg):
+            raise  # delivered again after a delay (consumers.py); the partition waits: in order
         log.exception("inbound message failed on every delivery; telling the user")
         await _give_up(message, pool, settings)
     else:
@@ -193,15 +195,17 @@ async def _give_up(message: InboundMessage, pool: asyncpg.Pool, settings: Settin
 
 
 def build_router(settings: Settings) -> NatsRouter:
-    router = NatsRouter()
+    router = consumers.router()
     add_stats_responder(router, INGRESS_RPC_STATS, queue=QUEUE, service="dialog", count=repo.stats)
     for partition in range(settings.dialog_partitions):
-        router.subscriber(
+        consumers.durable_subscriber(
+            router,
             WA_INBOUND_MESSAGE.format(partition=partition),
             stream=WA_INBOUND,
             durable=f"ingress-dialog-p{partition}",
-            pull_sub=PullSub(batch_size=1, timeout=5.0),
-            config=ConsumerConfig(max_deliver=MAX_DELIVER, ack_wait=30, max_ack_pending=1),
+            max_deliver=MAX_DELIVER,
+            batch_size=1,
+            max_ack_pending=1,
             title=f"dialog-p{partition}",
         )(on_inbound_message)
     return router

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import asyncpg
 import structlog
-from faststream.nats import ConsumerConfig, NatsRouter, PullSub
+from faststream.nats import NatsRouter
 
-from services.common import outbox
+from services.common import consumers, outbox
 from services.common.contracts.identity import IntakeDecided
 from services.common.contracts.notifier import SendMessage, TemplateFallback, TextMessage
 from services.common.contracts.streams import IDENTITY, NOTIFIER
@@ -70,11 +70,13 @@ async def _apply(
 
 
 def add_intake_subscriber(router: NatsRouter) -> None:
-    router.subscriber(
+    consumers.durable_subscriber(
+        router,
         IDENTITY_EVT_INTAKE_DECIDED,
         stream=IDENTITY,
         durable="dialog-intake-decided",
-        pull_sub=PullSub(batch_size=1, timeout=5.0),
-        config=ConsumerConfig(max_deliver=10, ack_wait=30),
+        max_deliver=10,
+        ack_wait=30,
+        batch_size=1,
         title="intake-decided",
     )(on_intake_decided)

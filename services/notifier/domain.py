@@ -242,8 +242,10 @@ def failed_status_retryable(code: int | None) -> bool:
 
 
 # Attempts of one command before it is dead-lettered (every Graph call counts, also a status
-# webhook's `failed` with a retryable code).
-MAX_ATTEMPTS = 8
+# webhook's `failed` with a retryable code). With the delays below (1, 2, 4 ... s, then a minute
+# each, jittered over their upper half) the last attempt comes at least 3 minutes after the
+# first: an outage of Meta's of a few minutes loses nothing.
+MAX_ATTEMPTS = 10
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 60.0
 PAIR_BACKOFF_CAP = 300.0  # 131056: Meta suggests 4^X seconds

@@ -85,6 +85,7 @@ from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import ValidationError
 
+from services.common import consumers
 from services.common.contracts.notifier import (
     DeadLetter,
     ImageMessage,
@@ -92,6 +93,7 @@ from services.common.contracts.notifier import (
     SendFailed,
     SendMessage,
 )
+from services.common.contracts.streams import DEAD_LETTERS as DEAD_LETTER_STREAM
 from services.common.contracts.streams import NOTIFIER, NOTIFIER_DLQ
 from services.common.contracts.subjects import NOTIFIER_CMD_SEND, NOTIFIER_DLQ_SEND
 from services.common.outbox import OutboxRelay
@@ -404,7 +406,7 @@ class SendEngine:
     async def _declare(self) -> None:
         """Streams and partition consumers, created or updated to their definitions (services
         start in any order; FastStream declares the same streams from the same objects)."""
-        streams = {NOTIFIER.name: NOTIFIER, NOTIFIER_DLQ.name: NOTIFIER_DLQ}
+        streams = {s.name: s for s in (NOTIFIER, NOTIFIER_DLQ, DEAD_LETTER_STREAM)}
         streams.update({stream.name: stream for stream, _, _ in self._batch_consumers})
         for stream in streams.values():
             try:
@@ -444,10 +446,34 @@ class SendEngine:
                 await handler(messages)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                # Unacked: JetStream delivers them again after ack_wait (up to max_deliver).
+            except Exception as exc:
                 log.exception("batch failed", durable=config.durable_name, size=len(messages))
-                await asyncio.sleep(1.0)
+                await self._retry_later(config, messages, exc)
+
+    async def _retry_later(
+        self, config: ConsumerConfig, messages: list[Msg], exc: Exception
+    ) -> None:
+        """What the handler left unsettled comes back after a delay, or is dead-lettered after
+        its last delivery (as every FastStream consumer does: services/common/consumers.py)."""
+        for message in messages:
+            if message._ackd:
+                continue
+            delivered = message.metadata.num_delivered
+            try:
+                if delivered < (config.max_deliver or 1):
+                    await message.nak(delay=consumers.redelivery_delay(delivered))
+                    consumers.REDELIVERIES.labels(config.durable_name).inc()
+                    continue
+                subject, dead, headers = consumers.dead_letter(message, exc, "failed")
+                await self._js.publish(
+                    subject,
+                    dead.model_dump_json().encode(),
+                    stream=DEAD_LETTER_STREAM.name,
+                    headers=headers,
+                )
+                await message.term()
+            except Exception as settle_error:  # NATS away: ack_wait brings it back anyway
+                log.warning("could not settle a failed message", error=repr(settle_error))
 
     # --- intake ------------------------------------------------------------------------------
 

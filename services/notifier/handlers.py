@@ -28,6 +28,7 @@ from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import ValidationError
 
+from services.common import consumers
 from services.common.contracts.notifier import DeadLetter, SendError, SendFailed, SendMessage
 from services.common.contracts.streams import NOTIFIER, WA_INBOUND
 from services.common.contracts.subjects import (
@@ -322,7 +323,7 @@ def build_router(settings: Settings) -> NatsRouter:
     """Every consumer of the notifier, declared without a handler: FastStream documents them
     and never consumes them (the engine does, with these same configurations). Only the stats
     rpc is FastStream's own."""
-    router = NatsRouter()
+    router = consumers.router()
     add_stats_responder(
         router, NOTIFIER_RPC_STATS, queue=QUEUE, service="notifier", count=repo.stats
     )

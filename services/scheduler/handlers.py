@@ -12,9 +12,10 @@ from typing import Annotated, TypeVar
 import asyncpg
 import structlog
 from faststream import Context
-from faststream.nats import ConsumerConfig, NatsRouter, PullSub
+from faststream.nats import NatsRouter
 from pydantic import BaseModel
 
+from services.common import consumers
 from services.common.clock import jakarta_today
 from services.common.contracts.scheduler import (
     AlternativesReply,
@@ -63,7 +64,7 @@ log = structlog.get_logger(__name__)
 QUEUE = "scheduler"
 UNAVAILABLE = f"{ErrorCode.UNAVAILABLE}: the scheduler is temporarily unavailable, try again"
 DOSE_GIVEN_DURABLE = "scheduler-dose-given"
-MAX_DELIVER = 5
+MAX_DELIVER = 10  # about 15 minutes of retries (consumers.py): dose 2 is not urgent
 
 AppSettings = Annotated[Settings, Context("settings")]
 Relay = Annotated[OutboxRelay, Context("outbox")]
@@ -180,7 +181,7 @@ async def stats(pool: asyncpg.Pool) -> dict[str, int]:
 
 def build_router() -> NatsRouter:
     """A fresh router per broker: FastStream lets a router belong to one broker only."""
-    router = NatsRouter()
+    router = consumers.router()
     for subject, handler in (
         (SCHEDULER_RPC_FACILITY, facility),
         (SCHEDULER_RPC_FACILITIES_NEARBY, facilities_nearby),
@@ -194,12 +195,14 @@ def build_router() -> NatsRouter:
     ):
         router.subscriber(subject, queue=QUEUE)(handler)
     add_stats_responder(router, SCHEDULER_RPC_STATS, queue=QUEUE, service="scheduler", count=stats)
-    router.subscriber(
+    consumers.durable_subscriber(
+        router,
         TICKETING_EVT_DOSE_GIVEN,
         stream=TICKETING,
         durable=DOSE_GIVEN_DURABLE,
-        pull_sub=PullSub(batch_size=10, timeout=5.0),
-        config=ConsumerConfig(max_deliver=MAX_DELIVER, ack_wait=30),
+        max_deliver=MAX_DELIVER,
+        ack_wait=30,
+        batch_size=10,
         title="dose-given",
     )(on_dose_given)
     return router

@@ -19,6 +19,7 @@ import structlog
 from faststream import Context
 from faststream.nats import NatsRouter
 
+from services.common import consumers
 from services.common.clock import jakarta_today
 from services.common.contracts.screening import (
     EvaluateRequest,
@@ -140,7 +141,7 @@ async def _evaluate(
 
 def build_router() -> NatsRouter:
     """A fresh router per broker: FastStream lets a router belong to one broker only."""
-    router = NatsRouter()
+    router = consumers.router()
     router.subscriber(SCREENING_RPC_QUESTIONNAIRE, queue=QUEUE)(questionnaire)
     router.subscriber(SCREENING_RPC_EVALUATE, queue=QUEUE)(evaluate)
     add_stats_responder(

@@ -7,7 +7,7 @@
 - ticketing.rpc.tickets: a person's usable tickets with their images, for TIKET in the chat.
 
 A failed issue is retried with a growing delay (identity may be restarting) for about half an
-hour; after that the fact stays in the stream and the failure is logged and counted.
+hour; after that the fact is dead-lettered (DEAD_LETTERS) and the failure logged and counted.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ import asyncpg
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from faststream import Context
-from faststream.nats import ConsumerConfig, NatsBroker, NatsMessage, NatsRouter, PullSub
+from faststream.nats import NatsBroker, NatsMessage, NatsRouter
 
+from services.common import consumers
 from services.common.contracts.identity import PersonCard, PersonRequest
 from services.common.contracts.scheduler import (
     BookingCancelled,
@@ -49,8 +50,8 @@ from services.ticketing.metrics import ISSUE_FAILURES, TICKETS
 log = structlog.get_logger(__name__)
 
 QUEUE = "ticketing"
+# With consumers.py's delays (1, 2, 5, 10, 30, 60, 120, 300 s, ...): about 25 minutes of retries.
 MAX_DELIVER = 12
-RETRY_DELAYS = (1, 2, 5, 10, 30, 60, 120, 300, 300, 300, 300)  # seconds, before delivery 2..12
 UNAVAILABLE = "unavailable: ticketing is temporarily unavailable, try again"
 IDENTITY_TIMEOUT = 5.0
 
@@ -98,18 +99,15 @@ async def _issue(
 async def _retrying(
     msg: NatsMessage, what: str, booking_id: int, work: Callable[[], Awaitable[None]]
 ) -> None:
-    """Run `work`; on failure ask for a redelivery after a growing delay, up to MAX_DELIVER."""
+    """Run `work`; a failure is delivered again after a growing delay (consumers.py), and the
+    last one is counted here before it is dead-lettered."""
     try:
         await work()
     except Exception:
-        delivered = msg.raw_message.metadata.num_delivered
-        if delivered >= MAX_DELIVER:
+        if consumers.is_last_delivery(msg):
             ISSUE_FAILURES.inc()
             log.exception("giving up on a booking fact", fact=what, booking_id=booking_id)
-            raise
-        log.warning("booking fact failed; will retry", fact=what, booking_id=booking_id,
-                    delivery=delivered, exc_info=True)  # fmt: skip
-        await msg.nack(delay=RETRY_DELAYS[min(delivered, len(RETRY_DELAYS)) - 1])
+        raise
 
 
 async def on_booked(
@@ -167,7 +165,7 @@ async def stats(pool: asyncpg.Pool) -> dict[str, int]:
 
 def build_router() -> NatsRouter:
     """A fresh router per broker: FastStream lets a router belong to one broker only."""
-    router = NatsRouter()
+    router = consumers.router()
     router.subscriber(TICKETING_RPC_TICKETS, queue=QUEUE)(usable_tickets)
     add_stats_responder(router, TICKETING_RPC_STATS, queue=QUEUE, service="ticketing", count=stats)
     for subject, durable, handler in (
@@ -175,12 +173,14 @@ def build_router() -> NatsRouter:
         (SCHEDULER_EVT_RESCHEDULED, "ticketing-rescheduled", on_rescheduled),
         (SCHEDULER_EVT_CANCELLED, "ticketing-cancelled", on_cancelled),
     ):
-        router.subscriber(
+        consumers.durable_subscriber(
+            router,
             subject,
             stream=SCHEDULER,
             durable=durable,
-            pull_sub=PullSub(batch_size=10, timeout=5.0),
-            config=ConsumerConfig(max_deliver=MAX_DELIVER, ack_wait=60),
+            max_deliver=MAX_DELIVER,
+            ack_wait=60,
+            batch_size=10,
             title=durable.removeprefix("ticketing-"),
         )(handler)
     return router

@@ -28,3 +28,5 @@ SCHEDULER = _stream("SCHEDULER", "scheduler.evt.>")
 TICKETING = _stream("TICKETING", "ticketing.evt.>")
 # An intake decision may wait for days before the dialog reads it after an outage.
 IDENTITY = _stream("IDENTITY", "identity.evt.>")
+# What was accepted but could never be handled (see contracts/deadletters.py).
+DEAD_LETTERS = _stream("DEAD_LETTERS", "deadletter.>")

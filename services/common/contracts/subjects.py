@@ -58,6 +58,11 @@ NOTIFIER_CMD_SEND_ALL = "notifier.cmd.send.*"
 NOTIFIER_EVT_SEND_FAILED = "notifier.evt.send_failed"
 # Its dead letter: the command and its last error (stream NOTIFIER_DLQ, kept 30 days).
 NOTIFIER_DLQ_SEND = "notifier.dlq.send"
+
+# Dead letters (stream DEAD_LETTERS): a durable consumer's message that failed every delivery,
+# and a signed webhook body that can never be stored.
+DEADLETTER_CONSUMER = "deadletter.consumer.{durable}"
+DEADLETTER_WEBHOOK = "deadletter.webhook"
 # notifier: its counts (core request/reply, queue group `notifier`).
 NOTIFIER_RPC_STATS = "notifier.rpc.stats"
 

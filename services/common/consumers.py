@@ -1,0 +1,173 @@
+"""Durable JetStream consumers, declared one way in every service.
+
+- The ack policy is NACK_ON_ERROR on every router (`router()`): a policy set on the broker never
+  reaches the subscribers of a router included in it, and FastStream's default for NATS
+  (REJECT_ON_ERROR) terminates a message on its first failure.
+- A failed message comes back after a growing delay (`REDELIVERY_DELAYS`: 1, 2, 5, 10, 30 s ...),
+  so the retries ride through a restart of the service it waits for instead of being spent in a
+  few milliseconds. Its partition waits meanwhile (one user's messages stay in order).
+- Its last delivery (the consumer's `max_deliver`) takes the dead-letter path: the message, its
+  stream sequence and the last error go to DEAD_LETTERS, and it is terminated. A handler that has
+  a better last resort (the dialog answers "busy, send it again") runs it itself on that delivery.
+- A body that does not even decode into its contract is dead-lettered at once: no retry can fix it.
+
+`durable_subscriber()` declares a consumer with these settings and records its `max_deliver`,
+which the middleware reads back by the consumer's name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from faststream import AckPolicy, BaseMiddleware, StreamMessage
+from faststream.exceptions import HandlerException, NackMessage, RejectMessage
+from faststream.nats import ConsumerConfig, JStream, NatsBroker, NatsRouter, PullSub
+from nats.aio.msg import Msg
+from prometheus_client import Counter
+from pydantic import ValidationError
+
+from services.common.contracts.deadletters import DeadMessage
+from services.common.contracts.streams import DEAD_LETTERS
+from services.common.contracts.subjects import DEADLETTER_CONSUMER
+
+log = structlog.get_logger(__name__)
+
+# Seconds to wait before delivery 2, 3, ...; the last value repeats.
+REDELIVERY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+REDELIVERIES = Counter(
+    "vaksin_redeliveries_total", "Failed messages put back for a later delivery", ["consumer"]
+)
+DEAD_LETTERED = Counter(
+    "vaksin_dead_letters_total", "Messages that failed every delivery", ["consumer", "reason"]
+)
+
+_max_deliver: dict[str, int] = {}  # durable name -> its max_deliver, as declared
+
+
+def redelivery_delay(delivered: int) -> float:
+    """The wait before the next delivery of a message that failed on delivery `delivered`."""
+    return REDELIVERY_DELAYS[min(max(delivered, 1), len(REDELIVERY_DELAYS)) - 1]
+
+
+def is_last_delivery(msg: StreamMessage[Any]) -> bool:
+    """For handlers with a last resort of their own (the dialog's 'busy' reply)."""
+    meta = msg.raw_message.metadata
+    return meta.num_delivered >= _max_deliver.get(meta.consumer, 1)
+
+
+def router(**kwargs: Any) -> NatsRouter:
+    """A router whose subscribers NACK a failed message: the `Redelivery` middleware, which
+    `service.make_broker` puts on every broker, says after how long."""
+    return NatsRouter(ack_policy=AckPolicy.NACK_ON_ERROR, **kwargs)
+
+
+def durable_subscriber(
+    router: NatsRouter,
+    subject: str,
+    *,
+    stream: JStream,
+    durable: str,
+    max_deliver: int,
+    ack_wait: float = 30,
+    batch_size: int = 10,
+    max_ack_pending: int | None = None,
+    title: str | None = None,
+    description: str | None = None,
+) -> Callable[[Callable[..., Any]], Any]:
+    """Declare a durable pull consumer; returns the decorator that attaches its handler."""
+    _max_deliver[durable] = max_deliver
+    config = ConsumerConfig(max_deliver=max_deliver, ack_wait=ack_wait)
+    if max_ack_pending is not None:
+        config.max_ack_pending = max_ack_pending
+    return router.subscriber(
+        subject,
+        stream=stream,
+        durable=durable,
+        pull_sub=PullSub(batch_size=batch_size, timeout=5.0),
+        config=config,
+        title=title or durable,
+        description=description,
+    )
+
+
+def _is_jetstream(raw: object) -> bool:
+    return isinstance(raw, Msg) and bool(raw.reply) and raw.reply.startswith("$JS.ACK.")
+
+
+class Redelivery(BaseMiddleware):
+    """Turns a handler's failure into a delayed NAK, or a dead letter on the last delivery."""
+
+    async def consume_scope(self, call_next: Callable[..., Any], msg: StreamMessage[Any]) -> Any:
+        try:
+            return await call_next(msg)
+        except HandlerException:
+            raise  # the handler settled the message itself
+        except Exception as exc:
+            raw = msg.raw_message
+            if not _is_jetstream(raw):
+                raise  # core request/reply: nothing to redeliver
+            meta = raw.metadata
+            consumer, delivered = meta.consumer, meta.num_delivered
+            undecodable = isinstance(exc, ValidationError)
+            if not undecodable and delivered < _max_deliver.get(consumer, 1):
+                delay = redelivery_delay(delivered)
+                REDELIVERIES.labels(consumer).inc()
+                log.warning(
+                    "message failed; delivering it again later",
+                    consumer=consumer,
+                    delivery=delivered,
+                    in_seconds=delay,
+                    error=_describe(exc),
+                )
+                raise NackMessage(delay=delay) from exc
+            await self._dead_letter(raw, consumer, delivered, exc, undecodable)
+            raise RejectMessage() from exc
+
+    async def _dead_letter(
+        self, raw: Msg, consumer: str, delivered: int, exc: Exception, undecodable: bool
+    ) -> None:
+        subject, dead, headers = dead_letter(raw, exc, "undecodable" if undecodable else "failed")
+        broker: NatsBroker = self.context.get("broker")
+        try:
+            await broker.publish(dead, subject, stream=DEAD_LETTERS.name, headers=headers)
+        except Exception:
+            # Still in its stream (terminated, with JetStream's advisory): found by sequence.
+            log.exception("could not store the dead letter", consumer=consumer)
+
+
+def dead_letter(raw: Msg, exc: Exception, reason: str) -> tuple[str, DeadMessage, dict[str, str]]:
+    """The dead letter of a JetStream message that failed for good: subject, body, headers
+    (Nats-Msg-Id = consumer and stream sequence, so storing it twice keeps one). Counted and
+    logged here; the caller publishes it to DEAD_LETTERS."""
+    meta = raw.metadata
+    consumer, seq = meta.consumer, meta.sequence.stream
+    DEAD_LETTERED.labels(consumer, reason).inc()
+    log.error(
+        "message failed for good; dead-lettered",
+        consumer=consumer,
+        delivery=meta.num_delivered,
+        reason=reason,
+        error=_describe(exc),
+    )
+    dead = DeadMessage.of(
+        consumer,
+        raw.data,
+        _describe(exc),
+        datetime.now(UTC),
+        subject=raw.subject,
+        stream_seq=seq,
+        delivered=meta.num_delivered,
+    )
+    return DEADLETTER_CONSUMER.format(durable=consumer), dead, {"Nats-Msg-Id": f"{consumer}:{seq}"}
+
+
+def _describe(exc: Exception) -> str:
+    """The error's type and its first line: no payload (a ValidationError quotes the input)."""
+    if isinstance(exc, ValidationError):
+        return f"ValidationError: {exc.error_count()} error(s) in {exc.title}"
+    first = str(exc).splitlines()[0][:300] if str(exc) else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

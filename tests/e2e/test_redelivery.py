@@ -1,0 +1,180 @@
+"""A dialog consumer whose handler fails is delivered again after a delay, against the real
+server, and its effect happens exactly once: a turn, an intake decision, a failed-send note. A
+turn that waits for a restarting service is answered when it is back, not with "busy"; a turn
+that fails on every delivery ends with the "busy" reply, once."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, date, datetime
+
+import nats
+import pytest
+from faststream.nats import NatsBroker
+from prometheus_client import REGISTRY
+
+from services.common import consumers
+from services.common.contracts.identity import IntakeDecided
+from services.common.contracts.notifier import SendFailed
+from services.common.contracts.streams import IDENTITY, NOTIFIER
+from services.common.contracts.subjects import (
+    IDENTITY_EVT_INTAKE_DECIDED,
+    NOTIFIER_EVT_SEND_FAILED,
+    partition_of,
+)
+from services.ingress import delivery_failures, handlers, intake_decisions
+from tests.e2e.conftest import System, body_of, new_person, new_phone
+
+pytestmark = pytest.mark.servers
+
+
+class FailsOnce:
+    """Wraps a function so that its first call raises, as a Postgres blip or a lost reply
+    would; the calls' times show when the message came back."""
+
+    def __init__(self, real) -> None:
+        self.real = real
+        self.calls: list[float] = []
+
+    def __call__(self, *args, **kwargs):
+        self.calls.append(time.monotonic())
+        if len(self.calls) == 1:
+            raise ConnectionResetError("injected: the first try fails")
+        return self.real(*args, **kwargs)
+
+    @property
+    def redelivered_after(self) -> float:
+        assert len(self.calls) >= 2, "the message was not delivered again"
+        return self.calls[1] - self.calls[0]
+
+
+def redeliveries(consumer: str) -> float:
+    return REGISTRY.get_sample_value("vaksin_redeliveries_total", {"consumer": consumer}) or 0.0
+
+
+async def publish(system: System, body, subject: str, stream: str) -> None:
+    client = NatsBroker(system.settings.nats_url)
+    await client.connect()
+    try:
+        await client.publish(body, subject, stream=stream)
+    finally:
+        await client.stop()
+
+
+async def settled(system: System, wa_id: str, count: int, quiet: float = 2.5) -> list[dict]:
+    """The user's replies once `count` have come and nothing more came for `quiet` seconds."""
+    await system.replies(wa_id, count)
+    await asyncio.sleep(quiet)
+    return system.fake.messages_to(wa_id)
+
+
+async def test_a_turn_that_fails_once_is_answered_once_after_a_delay(
+    system: System, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decide = FailsOnce(handlers._decide)
+    monkeypatch.setattr(handlers, "_decide", decide)
+    wa_id = new_phone()
+    consumer = f"ingress-dialog-p{partition_of(wa_id, system.settings.dialog_partitions)}"
+    before = redeliveries(consumer)
+    await system.say(wa_id, "VAKSIN")
+    sent = await settled(system, wa_id, 1)
+    assert len(sent) == 1 and "tenaga kesehatan" in body_of(sent[0]).lower()
+    assert decide.redelivered_after >= 0.9  # the first delay is 1 s, not an instant NAK
+    assert redeliveries(consumer) == before + 1
+
+
+async def test_a_turn_waits_for_a_restarting_service_instead_of_being_dropped(
+    system: System, tmp_path
+) -> None:
+    nakes = new_person()
+    await system.register(nakes, tmp=tmp_path)
+    await system.turn(nakes.phone, "VAKSIN")
+    async with system.stopped("identity"):  # "ya" needs identity: no responders for a while
+        await system.say(nakes.phone, "ya")
+        await asyncio.sleep(3)
+        assert len(system.fake.messages_to(nakes.phone)) == 1  # nothing yet, and not "busy"
+    sent = await settled(system, nakes.phone, 2)
+    assert len(sent) == 2
+    assert "6 digit terakhir" in body_of(sent[1]) and "sibuk" not in body_of(sent[1])
+    # and the conversation goes on from there
+    assert "terverifikasi" in body_of(await system.turn(nakes.phone, nakes.suffix))
+
+
+async def test_a_turn_failing_on_every_delivery_gets_busy_once(
+    system: System, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(consumers, "REDELIVERY_DELAYS", (0.1,))
+
+    async def broken(*args, **kwargs):
+        raise ConnectionResetError("injected: always fails")
+
+    monkeypatch.setattr(handlers, "_decide", broken)
+    wa_id = new_phone()
+    await system.say(wa_id, "VAKSIN")
+    sent = await settled(system, wa_id, 1)
+    assert [body_of(m) for m in sent] == [
+        "Maaf, sistem sedang sibuk dan pesan Anda belum dapat kami proses. "
+        "Silakan kirim ulang dalam beberapa menit."
+    ]
+
+
+async def test_an_intake_decision_that_fails_once_is_told_once(
+    system: System, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    apply = FailsOnce(intake_decisions._apply)
+    monkeypatch.setattr(intake_decisions, "_apply", apply)
+    wa_id = new_phone()
+    await system.turn(wa_id, "VAKSIN")  # the 24-hour window is open: no template needed
+    decided = IntakeDecided(intake_id=int(time.time() * 1000) % 2**31, wa_id=wa_id, lang="id",
+                            approved=False, reason="NIK tidak cocok", masked_name="S***",
+                            masked_nik="3201**********01", profession="perawat",
+                            facility_code="F3201001", birth_date=date(1980, 1, 1), sex="F",
+                            decided_at=datetime.now(UTC))  # fmt: skip
+    await publish(system, decided, IDENTITY_EVT_INTAKE_DECIDED, IDENTITY.name)
+    sent = await settled(system, wa_id, 2)
+    assert len(sent) == 2 and "NIK tidak cocok" in body_of(sent[1])
+    assert apply.redelivered_after >= 0.9
+
+
+async def test_a_failed_send_that_fails_once_is_noted_and_nudged_once(
+    system: System, monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    nakes = new_person()
+    await system.register(nakes, tmp=tmp_path)
+    await system.turn(nakes.phone, "VAKSIN")
+    noted = FailsOnce(delivery_failures.noted)
+    monkeypatch.setattr(delivery_failures, "noted", noted)
+    failure = SendFailed(command_id=f"wamid.lost:{nakes.phone}", to=nakes.phone,
+                         reason="attempts_exhausted", error_code=131000,
+                         failed_at=datetime.now(UTC))  # fmt: skip
+    await publish(system, failure, NOTIFIER_EVT_SEND_FAILED, NOTIFIER.name)
+    sent = await settled(system, nakes.phone, 2)
+    nudges = [m for m in sent if "gagal terkirim" in body_of(m)]
+    assert len(sent) == 2 and len(nudges) == 1
+    assert noted.redelivered_after >= 0.9
+
+
+async def test_every_durable_on_the_server_gives_up_after_a_bounded_number_of_tries(
+    system: System,
+) -> None:
+    """What the services declared is what the server runs: no consumer retries forever, and
+    the middleware's idea of the last delivery is the server's."""
+    nc = await nats.connect(system.settings.nats_url)
+    try:
+        js = nc.jsm()
+        seen = {}
+        for stream in await js.streams_info():
+            for info in await js.consumers_info(stream.config.name):
+                seen[info.name] = info.config.max_deliver
+    finally:
+        await nc.close()
+    expected_dialog = {f"ingress-dialog-p{p}" for p in range(system.settings.dialog_partitions)}
+    assert expected_dialog | {"dialog-intake-decided", "dialog-send-failed",
+                              "scheduler-dose-given", "ticketing-booked", "ticketing-cancelled",
+                              "ticketing-rescheduled", "notifier-status",
+                              "notifier-inbound"} <= set(seen)  # fmt: skip
+    for name, max_deliver in seen.items():
+        assert max_deliver and max_deliver > 0, name
+        if name in consumers._max_deliver:
+            assert consumers._max_deliver[name] == max_deliver, name
