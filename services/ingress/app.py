@@ -10,9 +10,11 @@ from datetime import UTC, datetime
 import asyncpg
 
 from services.common.clock import jakarta_today
+from services.common.contracts.deadletters import DeadMessage
 from services.common.contracts.notifier import SendMessage
-from services.common.contracts.streams import NOTIFIER, WA_INBOUND
+from services.common.contracts.streams import DEAD_LETTERS, NOTIFIER, WA_INBOUND
 from services.common.contracts.subjects import (
+    DEADLETTER_WEBHOOK,
     NOTIFIER_CMD_SEND,
     WA_INBOUND_MESSAGE,
     WA_INBOUND_STATUS,
@@ -36,8 +38,8 @@ DIALOG_HEALTH_PORT = 8086
 def build_host(settings: Settings) -> ServiceHost:
     """The webhook edge."""
     broker = make_broker(settings, "ingress")
-    # Declared publishers: they document the channels and make the edge declare WA_INBOUND, so
-    # it can accept webhooks before any consumer has started.
+    # Declared publishers: they document the channels and make the edge declare WA_INBOUND (and
+    # DEAD_LETTERS, for poison bodies), so it can accept webhooks before any consumer has started.
     broker.publisher(
         WA_INBOUND_MESSAGE,
         stream=WA_INBOUND,
@@ -51,6 +53,13 @@ def build_host(settings: Settings) -> ServiceHost:
         title="inbound-status",
         schema=DeliveryStatus,
         description="Delivery status of a message we sent",
+    )
+    broker.publisher(
+        DEADLETTER_WEBHOOK,
+        stream=DEAD_LETTERS,
+        title="webhook-dead-letter",
+        schema=DeadMessage,
+        description="A signed webhook body that could never be stored, acknowledged to Meta",
     )
     return ServiceHost(
         "ingress",

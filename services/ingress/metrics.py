@@ -11,6 +11,11 @@ WEBHOOK_SECONDS = Histogram(
 INBOUND_PUBLISHED = Counter(
     "vaksin_inbound_published_total", "Webhook items published to WA_INBOUND", ["kind"]
 )
+WEBHOOK_POISON = Counter(
+    "vaksin_webhook_poison_total",
+    "Signed webhook items that could never be stored: acknowledged and kept in DEAD_LETTERS",
+    ["reason"],
+)
 DIALOG_TURNS = Counter("vaksin_dialog_turns_total", "Dialog turns by resulting step", ["step"])
 DIALOG_DUPLICATES = Counter(
     "vaksin_dialog_duplicates_total", "Inbound messages already processed (redelivered)"
