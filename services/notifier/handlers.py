@@ -62,11 +62,13 @@ from services.notifier.metrics import (
 
 log = structlog.get_logger(__name__)
 
-STATUS_MAX_DELIVER = 5
+# Delays of 1, 2, 5, 10, 30, 60, 120 s between deliveries (services/common/consumers.py): about four
+# minutes, through a restart of Postgres.
+STATUS_MAX_DELIVER = 8
 # A status may overtake the recording of its wamid (Meta answers, then webhooks, then we write):
 # an unknown wamid is retried a few times this far apart before it is dropped as not ours.
 UNKNOWN_WAMID_RETRY_DELAY = 2.0
-INBOUND_MAX_DELIVER = 5
+INBOUND_MAX_DELIVER = 8
 # The typing indicator is shown only while an answer can still be coming.
 TYPING_MAX_AGE = 20.0
 READ_MAX_AGE = 3600.0
@@ -278,16 +280,8 @@ async def track_inbound_messages(raws: list[Msg], pool: asyncpg.Pool, engine: Se
     for _, message in inbound:
         at = datetime.fromtimestamp(message.timestamp, UTC)
         latest[message.wa_id] = max(at, latest.get(message.wa_id, at))
-    try:
-        last_sent = await repo.record_inbound(pool, latest)
-    except Exception:
-        log.exception("could not record inbound messages")
-        for raw, _ in inbound:
-            if _delivered(raw) < INBOUND_MAX_DELIVER:
-                await raw.nak(delay=1.0)
-            else:
-                await raw.ack()
-        return
+    # A failure leaves them unsettled: delivered again later, or dead-lettered (engine.py).
+    last_sent = await repo.record_inbound(pool, latest)
     for raw, _ in inbound:
         await raw.ack()
 

@@ -1,0 +1,255 @@
+"""The notifier's durable consumers (consumed by the engine with nats-py, services/notifier/
+engine.py) against the real servers: a message whose handling fails once is delivered again after
+a delay and its effect happens once (the intake `notifier-send-p<p>`, the statuses
+`notifier-status`, the users' messages `notifier-inbound`); a status failing on every delivery
+ends in DEAD_LETTERS, as it was stored."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import nats
+import pytest
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from services.common import consumers
+from services.common.contracts.deadletters import DeadMessage
+from services.common.contracts.streams import DEAD_LETTERS, WA_INBOUND
+from services.common.contracts.subjects import (
+    DEADLETTER_CONSUMER,
+    WA_INBOUND_STATUS,
+    partition_of,
+)
+from services.common.contracts.whatsapp import DeliveryStatus
+from services.common.settings import Settings
+from services.notifier import repository
+from services.notifier.engine import send_durable
+from services.notifier.handlers import INBOUND_DURABLE, STATUS_DURABLE, STATUS_MAX_DELIVER
+from tests.component.notifier.conftest import (
+    Harness,
+    eventually,
+    metric,
+    outbound_with,
+    recipient,
+    text,
+    window_open,
+)
+
+pytestmark = pytest.mark.servers
+
+
+class FailsOnce:
+    """Wraps an async function: its first call about our message raises (or every call, with
+    `always`), as a Postgres blip would, and the next ones run the real function; the calls'
+    times show when the message came back."""
+
+    def __init__(
+        self,
+        real: Callable[..., Awaitable[Any]],
+        concerns: Callable[..., bool],
+        *,
+        always: bool = False,
+    ) -> None:
+        self.real = real
+        self.concerns = concerns
+        self.always = always
+        self.calls: list[float] = []
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.concerns(*args, **kwargs):
+            return await self.real(*args, **kwargs)
+        self.calls.append(time.monotonic())
+        if self.always or len(self.calls) == 1:
+            raise ConnectionResetError("injected: the database went away")
+        return await self.real(*args, **kwargs)
+
+    @property
+    def redelivered_after(self) -> float:
+        assert len(self.calls) >= 2, f"not delivered again ({len(self.calls)} call(s))"
+        return self.calls[1] - self.calls[0]
+
+
+def redeliveries(consumer: str) -> float:
+    return metric("vaksin_redeliveries_total", consumer=consumer)
+
+
+async def dead_letters(settings: Settings, durable: str) -> list[DeadMessage]:
+    """Every dead letter of this consumer in DEAD_LETTERS (read with a throwaway consumer)."""
+    nc = await nats.connect(settings.nats_url)
+    try:
+        sub = await nc.jetstream().pull_subscribe(
+            DEADLETTER_CONSUMER.format(durable=durable),
+            stream=DEAD_LETTERS.name,
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=5.0),
+        )
+        found: list[DeadMessage] = []
+        try:
+            while True:
+                try:
+                    batch = await sub.fetch(batch=100, timeout=0.5)
+                except TimeoutError:
+                    break
+                for msg in batch:
+                    found.append(DeadMessage.model_validate_json(msg.data))
+                    await msg.ack()
+        finally:
+            await sub.unsubscribe()
+        return found
+    finally:
+        await nc.close()
+
+
+async def stored(settings: Settings, stream: str, seq: int) -> bytes:
+    nc = await nats.connect(settings.nats_url)
+    try:
+        return (await nc.jetstream().get_msg(stream, seq)).data or b""
+    finally:
+        await nc.close()
+
+
+async def test_a_send_command_whose_intake_fails_once_is_queued_and_sent_once(
+    notifier: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    to = recipient()
+    cmd = text(to, "Tiket Anda siap")
+    enqueue = FailsOnce(
+        repository.enqueue, lambda _pool, command_id, *_: command_id == cmd.command_id
+    )
+    monkeypatch.setattr(repository, "enqueue", enqueue)
+    queued = metric("notifier_commands_total", outcome="queued")
+    duplicates = metric("notifier_commands_total", outcome="duplicate")
+
+    await notifier.send(cmd)
+    await notifier.fake.wait_for_messages(to, 1, timeout=15)
+    await outbound_with(notifier.pool, cmd.command_id, status="delivered")
+    await asyncio.sleep(2.5)  # a further delivery (2 s apart at least) would have come by now
+
+    assert len(enqueue.calls) == 2
+    # The intake's own delay after delivery 1: min(30, 2**1) s, not an instant NAK.
+    assert enqueue.redelivered_after >= 1.8
+    rows = await notifier.pool.fetchval(
+        "SELECT count(*) FROM notifier.outbound_message WHERE command_id = $1", cmd.command_id
+    )
+    assert rows == 1
+    assert len(notifier.fake.messages_to(to)) == 1
+    assert metric("notifier_commands_total", outcome="queued") == queued + 1
+    assert metric("notifier_commands_total", outcome="duplicate") == duplicates
+    consumer = send_durable(partition_of(to, notifier.settings.notifier_partitions))
+    nc = await nats.connect(notifier.settings.nats_url)
+    try:
+        info = await nc.jetstream().consumer_info("NOTIFIER", consumer)
+    finally:
+        await nc.close()
+    assert info.num_ack_pending == 0 and info.num_redelivered == 0  # acked, nothing left
+
+
+async def test_a_status_that_fails_once_is_applied_once(
+    notifier: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    to = recipient()
+    cmd = text(to, "Halo")
+    await notifier.send(cmd)
+    row = await outbound_with(notifier.pool, cmd.command_id, status="delivered")
+    assert row.wamid is not None
+    apply = FailsOnce(repository.apply_statuses, lambda _pool, statuses: row.wamid in statuses)
+    monkeypatch.setattr(repository, "apply_statuses", apply)
+    before = redeliveries(STATUS_DURABLE)
+    applied = metric("notifier_status_updates_total", status="read", outcome="applied")
+    stale = metric("notifier_status_updates_total", status="read", outcome="stale")
+
+    await notifier.status(row.wamid, "read", recipient_id=to)
+    await outbound_with(notifier.pool, cmd.command_id, status="read")
+    await asyncio.sleep(1.5)  # a further delivery would have come by now
+
+    assert len(apply.calls) == 2
+    assert apply.redelivered_after >= 0.8  # the first delay is 1 s, not an instant NAK
+    assert redeliveries(STATUS_DURABLE) == before + 1
+    assert metric("notifier_status_updates_total", status="read", outcome="applied") == (
+        applied + 1
+    )
+    assert metric("notifier_status_updates_total", status="read", outcome="stale") == stale
+
+
+async def test_an_inbound_message_that_fails_once_opens_the_window_once(
+    notifier: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    to = recipient()
+    record = FailsOnce(repository.record_inbound, lambda _pool, latest: to in latest)
+    monkeypatch.setattr(repository, "record_inbound", record)
+
+    at = int(time.time()) - 5
+    wamid = await notifier.inbound(to, at=at)
+    await eventually(lambda: window_open(notifier, to), what="window recorded")
+
+    async def read() -> bool:
+        return wamid in notifier.fake.reads
+
+    await eventually(read, what="marked read")
+    await asyncio.sleep(1.5)  # a further delivery would have come by now
+
+    assert len(record.calls) == 2
+    assert record.redelivered_after >= 0.8
+    last = await notifier.pool.fetchval(
+        "SELECT last_inbound_at FROM notifier.recipient WHERE wa_id = $1", to
+    )
+    assert last == datetime.fromtimestamp(at, UTC)
+    assert notifier.fake.reads.count(wamid) == 1  # handled (and acked) once
+
+
+async def test_a_status_failing_on_every_delivery_is_dead_lettered_as_stored(
+    notifier: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The production delays (1, 2, 5, 10, 30 s ...) shrunk for this test.
+    monkeypatch.setattr(consumers, "REDELIVERY_DELAYS", (0.05,))
+    wamid = f"wamid.DEAD{secrets.token_hex(8)}"
+    apply = FailsOnce(
+        repository.apply_statuses, lambda _pool, statuses: wamid in statuses, always=True
+    )
+    monkeypatch.setattr(repository, "apply_statuses", apply)
+    dead_before = metric("vaksin_dead_letters_total", consumer=STATUS_DURABLE, reason="failed")
+
+    status = DeliveryStatus(wamid=wamid, status="delivered", timestamp=int(time.time()))
+    ack = await notifier.client.publish(
+        status, WA_INBOUND_STATUS, stream=WA_INBOUND.name, headers={"Nats-Msg-Id": wamid}
+    )
+
+    async def ours() -> list[DeadMessage]:
+        found = await dead_letters(notifier.settings, STATUS_DURABLE)
+        return [d for d in found if d.stream_seq == ack.seq]
+
+    [dead] = await eventually(ours, within=20.0, what="the status's dead letter")
+    await asyncio.sleep(0.5)  # terminated: no delivery after the last one
+
+    assert len(apply.calls) == STATUS_MAX_DELIVER
+    assert dead.source == STATUS_DURABLE
+    assert dead.subject == WA_INBOUND_STATUS
+    assert dead.delivered == STATUS_MAX_DELIVER
+    assert "ConnectionResetError" in dead.error
+    assert dead.body.encode() == await stored(notifier.settings, WA_INBOUND.name, ack.seq)
+    assert DeliveryStatus.model_validate_json(dead.body) == status
+    assert metric("vaksin_dead_letters_total", consumer=STATUS_DURABLE, reason="failed") == (
+        dead_before + 1
+    )
+
+
+async def test_an_inbound_message_failing_on_every_delivery_is_dead_lettered(
+    notifier: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(consumers, "REDELIVERY_DELAYS", (0.05,))
+    to = recipient()
+    record = FailsOnce(repository.record_inbound, lambda _pool, latest: to in latest, always=True)
+    monkeypatch.setattr(repository, "record_inbound", record)
+
+    wamid = await notifier.inbound(to)
+
+    async def ours() -> list[DeadMessage]:
+        found = await dead_letters(notifier.settings, INBOUND_DURABLE)
+        return [d for d in found if wamid in d.body]
+
+    [dead] = await eventually(ours, within=12.0, what="the inbound message's dead letter")
+    assert dead.source == INBOUND_DURABLE and "ConnectionResetError" in dead.error
