@@ -3,7 +3,10 @@
 `vaksin up` starts embedded NATS and Postgres under DATA_DIR unless NATS_URL / DATABASE_URL are
 set, migrates, then runs each service as its own process (as production does), restarts one that
 dies, and records the local system's URLs in DATA_DIR/runtime.json so that the other commands
-(`vaksin registry import`, `vaksin chat`, ...) find it. Ctrl-C / SIGTERM stops everything cleanly.
+(`vaksin registry import`, `vaksin chat`, ...) find it. An embedded server that dies is started
+again at once with its data on the same port; the services reconnect to it by themselves.
+runtime.json also names every process it runs (`processes`: name -> pid), kept current, so that a
+fault-injection harness knows whom to kill. Ctrl-C / SIGTERM stops everything cleanly.
 """
 
 from __future__ import annotations
@@ -47,6 +50,11 @@ class Child:
     next_start: float = 0.0
     started_at: float = 0.0
 
+    @property
+    def pid(self) -> int | None:
+        """The running process's pid (the last poll() found it alive)."""
+        return self.proc.pid if self.proc and self.proc.returncode is None else None
+
     def start(self) -> None:
         self.proc = subprocess.Popen(self.argv, env=self.env)
         self.started_at = time.monotonic()
@@ -66,12 +74,34 @@ class Child:
 
 
 @dataclass
+class Server:
+    """An embedded server under supervision. It is restarted at once: every service waits on it."""
+
+    server: EmbeddedNats | EmbeddedPostgres
+    failures: int = 0
+    next_attempt: float = 0.0
+
+
+@dataclass
 class LocalSystem:
     settings: Settings
     data_dir: Path
     children: list[Child] = field(default_factory=list)
-    servers: list[EmbeddedNats | EmbeddedPostgres] = field(default_factory=list)
+    servers: list[Server] = field(default_factory=list)
     runtime: dict[str, object] = field(default_factory=dict)
+
+    def write_runtime(self) -> None:
+        """Rewrite runtime.json with the current pids (null while a process is down, as its old
+        pid may go to another process); readers never see half a file."""
+        processes = {
+            s.server.name: s.server.pid if s.server.running() else None for s in self.servers
+        }
+        processes |= {c.name: c.pid for c in self.children}
+        self.runtime["processes"] = processes
+        path = self.data_dir / RUNTIME_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.runtime, indent=2))
+        tmp.replace(path)
 
 
 def _ready(url: str) -> bool:
@@ -89,14 +119,14 @@ def _start_infrastructure(system: LocalSystem, env: dict[str, str], log) -> None
     else:
         nats = EmbeddedNats(system.data_dir)
         env["NATS_URL"] = nats.start()
-        system.servers.append(nats)
+        system.servers.append(Server(nats))
         log.info("embedded nats-server started", url=env["NATS_URL"])
     if settings.database_url:
         env["DATABASE_URL"] = settings.database_url
     else:
         pg = EmbeddedPostgres(system.data_dir)
         env["DATABASE_URL"] = pg.start()
-        system.servers.append(pg)
+        system.servers.append(Server(pg))
         log.info("embedded postgres started", url=env["DATABASE_URL"])
     system.runtime.update(nats_url=env["NATS_URL"], database_url=env["DATABASE_URL"])
 
@@ -122,7 +152,7 @@ def _plan_children(system: LocalSystem, env: dict[str, str]) -> None:
         env["WHATSAPP_ACCESS_TOKEN"] = LOCAL_FAKE_TOKEN
         system.runtime["fake_graph_url"] = f"http://127.0.0.1:{port}"
     system.runtime["whatsapp_api_base"] = env.get("WHATSAPP_API_BASE", settings.whatsapp_api_base)
-    ready_urls = []
+    ready_urls: list[str] = []
     for name in SERVICES:
         child_env = dict(env)
         if name == "ingress":
@@ -159,26 +189,68 @@ def run_up(settings: Settings) -> int:
         log.info("migrations applied", count=len(applied))
         _plan_children(system, env)
         system.runtime["pid"] = os.getpid()
-        runtime_file.write_text(json.dumps(system.runtime, indent=2))
         for child in system.children:
             child.start()
+        system.write_runtime()
         _supervise(system, lambda: stopping, log)
     finally:
         for child in reversed(system.children):
             child.stop()
         for child in reversed(system.children):
             child.wait(timeout=20)
-        for server in reversed(system.servers):
-            server.stop()
+        for watched in reversed(system.servers):
+            watched.server.stop()
         runtime_file.unlink(missing_ok=True)
         log.info("stopped")
     return 0
+
+
+def _restart_servers(system: LocalSystem, log) -> bool:
+    """Start again each embedded server that died; True when a pid changed."""
+    changed = False
+    for watched in system.servers:
+        server = watched.server
+        now = time.monotonic()
+        if server.running() or now < watched.next_attempt:
+            continue
+        if watched.failures == 0:
+            log.warning(
+                "embedded server died; restarting",
+                process=server.name,
+                pid=server.pid,
+                exit_code=server.exit_code(),
+            )
+        try:
+            server.restart()
+        except Exception as exc:
+            # A server that cannot start (disk full, corrupt data) is tried again, less often.
+            changed |= watched.failures == 0  # its pid leaves runtime.json
+            watched.failures += 1
+            delay = min(30.0, 2.0**watched.failures)
+            watched.next_attempt = now + delay
+            log.error(
+                "embedded server did not restart",
+                process=server.name,
+                error=str(exc)[-1000:],
+                retry_in_seconds=delay,
+            )
+        else:
+            watched.failures = 0
+            changed = True
+            log.warning(
+                "embedded server restarted",
+                process=server.name,
+                pid=server.pid,
+                seconds=round(time.monotonic() - now, 2),
+            )
+    return changed
 
 
 def _supervise(system: LocalSystem, stopping, log) -> None:
     readyz = f"{system.runtime['ingress_url']}/readyz"
     announced = False
     while not stopping():
+        changed = _restart_servers(system, log)
         now = time.monotonic()
         for child in system.children:
             if child.proc is None or child.proc.poll() is None:
@@ -189,6 +261,7 @@ def _supervise(system: LocalSystem, stopping, log) -> None:
                     child.restarts = 0
                 delay = min(30.0, 2.0**child.restarts)
                 child.next_start = now + delay
+                changed = True
                 log.warning(
                     "process died; restarting",
                     process=child.name,
@@ -199,6 +272,9 @@ def _supervise(system: LocalSystem, stopping, log) -> None:
                 child.restarts += 1
                 child.next_start = 0.0
                 child.start()
+                changed = True
+        if changed:
+            system.write_runtime()
         if not announced and _ready(readyz):
             announced = True
             log.info(

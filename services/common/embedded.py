@@ -3,6 +3,9 @@
 
 Postgres refuses to run as root, so when we are root the cluster is owned by and run as an
 unprivileged system user created on first use.
+
+A server that died (even by SIGKILL) is started again by `restart()` with its data and on the same
+ports, since the clients hold its URL and reconnect to it by themselves.
 """
 
 from __future__ import annotations
@@ -19,8 +22,13 @@ import sys
 import sysconfig
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import structlog
+
+log = structlog.get_logger(__name__)
 
 PG_SYSTEM_USER = "vaksinpg"
 PG_DATABASE = "vaksin"
@@ -42,20 +50,97 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _stop_stale(pid_file: Path, sig: int = signal.SIGTERM) -> None:
-    """Stop a server left running by a previous run that was killed before it could clean up."""
+def _runs(pid: int, executable: str) -> bool:
+    try:
+        return os.path.basename(os.readlink(f"/proc/{pid}/exe")) == executable
+    except OSError:
+        return False
+
+
+def _stop_stale(pid_file: Path, executable: str, sig: int = signal.SIGTERM) -> None:
+    """Stop a server left running by a previous run that was killed before it could clean up
+    (and not whatever process has been given its pid since)."""
     if not pid_file.exists():
         return
     try:
         pid = int(pid_file.read_text().split()[0])
     except (ValueError, IndexError):
         return
-    if pid > 0 and _alive(pid):
+    if pid > 0 and _alive(pid) and _runs(pid, executable):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
         deadline = time.monotonic() + 15
         while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
+
+
+def _exit_code(proc: subprocess.Popen[bytes]) -> int | None:
+    """Popen.poll() without reaping the process: until `_kill_group` reaps it, its pid (which is
+    its process group id) cannot be reused, so signalling the group stays safe."""
+    if proc.returncode is not None:
+        return proc.returncode
+    try:
+        info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:  # reaped behind Popen's back
+        return proc.poll()
+    if info is None:
+        return None
+    return info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
+
+
+def _kill_group(proc: subprocess.Popen[bytes], timeout: float = 5) -> None:
+    """SIGKILL what is left of a server started with start_new_session=True, then reap it."""
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.02)
+
+
+def _processes_in(directory: Path, executable: str) -> list[int]:
+    """Live processes named `executable` whose working directory is `directory`."""
+    target = os.path.realpath(directory)
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            # Zombies have neither: they hold no resources and are skipped.
+            cwd = os.readlink(f"/proc/{entry.name}/cwd")
+        except OSError:
+            continue
+        if cwd == target and _runs(int(entry.name), executable):
+            found.append(int(entry.name))
+    return found
+
+
+# A restart tries this often, waiting this long in between, before it gives up (the supervisor
+# tries again later): a port in TIME_WAIT or a dying old process clears within a second or so.
+RESTART_ATTEMPTS = 5
+RESTART_PAUSE = 0.3
+
+
+def _launch_with_retries(launch: Callable[[], None], what: str) -> None:
+    for attempt in range(1, RESTART_ATTEMPTS + 1):
+        try:
+            launch()
+            return
+        except RuntimeError as exc:
+            if attempt == RESTART_ATTEMPTS:
+                raise
+            log.warning(
+                "embedded server did not start; trying again",
+                process=what,
+                attempt=attempt,
+                error=str(exc)[-500:],
+            )
+            time.sleep(RESTART_PAUSE * attempt)
 
 
 def _wait(proc: subprocess.Popen[bytes], ready, what: str, log: Path, timeout: float = 30) -> None:
@@ -82,10 +167,45 @@ def _stop(proc: subprocess.Popen[bytes] | None, sig: int) -> None:
         proc.wait()
 
 
-class EmbeddedNats:
+class _Server:
+    """What the supervisor needs of an embedded server: is it alive, and start it again."""
+
+    name = ""
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def exit_code(self) -> int | None:
+        """None while running, else the exit status (negative: the signal that ended it)."""
+        return _exit_code(self.proc) if self.proc is not None else None
+
+    def running(self) -> bool:
+        return self.proc is not None and self.exit_code() is None
+
+    def restart(self) -> None:
+        """Start the server again after it died, with its data and on the same ports."""
+        if self.proc is not None:
+            _kill_group(self.proc)
+        self._clear_remains()
+        _launch_with_retries(self._launch, self.name)
+
+    def _clear_remains(self) -> None:
+        """Remove what a killed server left behind that would stop a new one from starting."""
+
+    def _launch(self) -> None:
+        raise NotImplementedError
+
+
+class EmbeddedNats(_Server):
+    name = "nats"
+
     def __init__(self, data_dir: Path) -> None:
         self.dir = data_dir / "nats"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self.monitor_port = 0
         self.url = ""
         self.monitor_url = ""
 
@@ -98,9 +218,16 @@ class EmbeddedNats:
 
     def start(self) -> str:
         self.dir.mkdir(parents=True, exist_ok=True)
-        pid_file = self.dir / "nats.pid"
-        _stop_stale(pid_file)
-        port, monitor = free_port(), free_port()
+        _stop_stale(self.dir / "nats.pid", "nats-server")
+        self.port, self.monitor_port = free_port(), free_port()
+        self.url = f"nats://127.0.0.1:{self.port}"
+        self.monitor_url = f"http://127.0.0.1:{self.monitor_port}"
+        self._launch()
+        return self.url
+
+    def _launch(self) -> None:
+        # JetStream's store under `-sd` survives a SIGKILL: streams, messages and consumers come
+        # back with the server.
         log = self.dir / "nats.log"
         self.proc = subprocess.Popen(
             [
@@ -109,21 +236,20 @@ class EmbeddedNats:
                 "-a",
                 "127.0.0.1",
                 "-p",
-                str(port),
+                str(self.port),
                 "-m",
-                str(monitor),
+                str(self.monitor_port),
                 "-sd",
                 str(self.dir / "jetstream"),
                 "-l",
                 str(log),
                 "-P",
-                str(pid_file),
+                str(self.dir / "nats.pid"),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        self.monitor_url = f"http://127.0.0.1:{monitor}"
 
         def ready() -> bool:
             try:
@@ -134,20 +260,21 @@ class EmbeddedNats:
                 return False
 
         _wait(self.proc, ready, "nats-server", log)
-        self.url = f"nats://127.0.0.1:{port}"
-        return self.url
 
     def stop(self) -> None:
         _stop(self.proc, signal.SIGTERM)
 
 
-class EmbeddedPostgres:
+class EmbeddedPostgres(_Server):
+    name = "postgres"
+
     def __init__(self, data_dir: Path, *, durable: bool = True) -> None:
         self.dir = data_dir / "postgres"
         self.pgdata = self.dir / "data"
         self.durable = durable
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
+        self._as_user: dict[str, Any] = {}
 
     @staticmethod
     def bin_dir() -> Path:
@@ -183,9 +310,8 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         self.dir.mkdir(parents=True, exist_ok=True)
-        as_user = self._user()
+        self._as_user = self._user()
         bins = self.bin_dir()
-        log = self.dir / "postgres.log"
         if not (self.pgdata / "PG_VERSION").exists():
             subprocess.run(
                 [
@@ -200,11 +326,51 @@ class EmbeddedPostgres:
                 ],
                 check=True,
                 capture_output=True,
-                **as_user,
+                **self._as_user,
             )
         # SIGINT = fast shutdown of a server a killed run left behind.
-        _stop_stale(self.pgdata / "postmaster.pid", signal.SIGINT)
+        _stop_stale(self.pgdata / "postmaster.pid", "postgres", signal.SIGINT)
+        self._clear_remains()
         self.port = free_port()
+        self._launch()
+        created = subprocess.run(
+            [
+                str(bins / "createdb"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                PG_DATABASE,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if created.returncode != 0 and "already exists" not in created.stderr:
+            raise RuntimeError(f"createdb failed: {created.stderr}")
+        return self.url()
+
+    def _clear_remains(self) -> None:
+        # Each backend is its own session leader (Postgres calls setsid() in every child), so
+        # killing the postmaster's group leaves them running; busy ones outlive a dead postmaster
+        # and keep its shared memory attached, and a new postmaster refuses to start until they
+        # are gone. They are the postgres processes working in this data directory.
+        deadline = time.monotonic() + 5
+        while (orphans := _processes_in(self.pgdata, "postgres")) and time.monotonic() < deadline:
+            for pid in orphans:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.05)
+        if not orphans:
+            # Nothing runs on the data directory any more: the lock file is stale. Postgres
+            # would remove it itself, unless its pid now belongs to another process (it refuses).
+            (self.pgdata / "postmaster.pid").unlink(missing_ok=True)
+
+    def _launch(self) -> None:
+        bins = self.bin_dir()
+        log = self.dir / "postgres.log"
         options = [
             "-c",
             f"port={self.port}",
@@ -230,7 +396,7 @@ class EmbeddedPostgres:
                 stdout=out,
                 stderr=out,
                 start_new_session=True,
-                **as_user,
+                **self._as_user,
             )
 
         def ready() -> bool:
@@ -243,24 +409,6 @@ class EmbeddedPostgres:
             )
 
         _wait(self.proc, ready, "postgres", log)
-        created = subprocess.run(
-            [
-                str(bins / "createdb"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "-U",
-                "postgres",
-                PG_DATABASE,
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if created.returncode != 0 and "already exists" not in created.stderr:
-            raise RuntimeError(f"createdb failed: {created.stderr}")
-        return self.url()
 
     def url(self, database: str = PG_DATABASE) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"

@@ -7,8 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -17,38 +15,9 @@ import pytest
 from services.common.embedded import free_port
 from services.ingress.webhook import sign
 from services.registry import SERVICES
+from tests.integration.local_up import VAKSIN, children, cmdline, get, wait_for
 
 pytestmark = pytest.mark.servers
-
-VAKSIN = [sys.executable, "-m", "services.cli"]
-
-
-def _get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 (loopback)
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-    except OSError:
-        return 0, b""
-
-
-def _wait(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _cmdline(pid: int) -> bytes:
-    return Path(f"/proc/{pid}/cmdline").read_bytes()
-
-
-def _children(pid: int) -> list[int]:
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
-    return [int(p) for p in out.stdout.split()]
 
 
 def test_up_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
@@ -58,8 +27,8 @@ def test_up_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
     log = (tmp_path / "up.log").open("wb")
     up = subprocess.Popen([*VAKSIN, "up"], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        _wait(lambda: _get(f"http://127.0.0.1:{port}/readyz")[0] == 200, 60, "readyz 200")
-        _, body = _get(f"http://127.0.0.1:{port}/readyz")
+        wait_for(lambda: get(f"http://127.0.0.1:{port}/readyz")[0] == 200, 60, "readyz 200")
+        _, body = get(f"http://127.0.0.1:{port}/readyz")
         checks = json.loads(body)["checks"]
         # The edge itself needs only NATS; the other services' /readyz come on top.
         assert checks.pop("nats") is True and "postgres" not in checks
@@ -67,6 +36,10 @@ def test_up_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
 
         runtime = json.loads((tmp_path / "runtime.json").read_text())
         assert runtime["nats_url"].startswith("nats://127.0.0.1:")
+        # Whom a fault-injection harness may kill: every service and both embedded servers.
+        processes = runtime["processes"]
+        assert set(processes) == {"nats", "postgres", "fake-graph", *SERVICES}
+        assert sorted(processes.values()) == sorted(children(up.pid))
 
         # Another command finds the running system through DATA_DIR alone.
         loaded = subprocess.run([*VAKSIN, "demo-data"], env=env, capture_output=True, text=True)
@@ -109,26 +82,35 @@ def test_up_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
         with urllib.request.urlopen(request, timeout=5) as resp:  # noqa: S310 (loopback)
             assert resp.status == 200
         sent_url = f"{runtime['fake_graph_url']}/_fake/messages?to=6281200000001&after=-1"
-        _wait(lambda: len(json.loads(_get(sent_url)[1] or b"[]")) == 1, 20, "the bot's reply")
+        wait_for(lambda: len(json.loads(get(sent_url)[1] or b"[]")) == 1, 20, "the bot's reply")
 
         # A service that dies is restarted and the system is ready again.
-        services = {p: _cmdline(p) for p in _children(up.pid)}
+        services = {p: cmdline(p) for p in children(up.pid)}
         [identity] = [p for p, cmd in services.items() if b"identity" in cmd.split(b"\0")]
         os.kill(identity, signal.SIGKILL)
-        _wait(
+        wait_for(
             lambda: any(
-                b"identity" in _cmdline(p).split(b"\0") for p in _children(up.pid) if p != identity
+                b"identity" in cmdline(p).split(b"\0") for p in children(up.pid) if p != identity
             ),
             20,
             "identity restarted",
         )
-        _wait(lambda: _get(f"http://127.0.0.1:{port}/readyz")[0] == 200, 30, "ready again")
+        [restarted] = [p for p in children(up.pid) if b"identity" in cmdline(p).split(b"\0")]
+        wait_for(
+            lambda: (
+                json.loads((tmp_path / "runtime.json").read_text())["processes"]["identity"]
+                == restarted
+            ),
+            5,
+            "the new identity pid in runtime.json",
+        )
+        wait_for(lambda: get(f"http://127.0.0.1:{port}/readyz")[0] == 200, 30, "ready again")
     finally:
         up.send_signal(signal.SIGTERM)
         assert up.wait(timeout=60) == 0
         log.close()
     assert not (tmp_path / "runtime.json").exists()
-    assert _children(up.pid) == []
+    assert children(up.pid) == []
     leftovers = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
     assert leftovers.stdout.strip() == "", "servers left running after stop"
 
@@ -137,7 +119,9 @@ def test_up_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
         [*VAKSIN, "up"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        _wait(lambda: _get(f"http://127.0.0.1:{port}/readyz")[0] == 200, 60, "readyz after restart")
+        wait_for(
+            lambda: get(f"http://127.0.0.1:{port}/readyz")[0] == 200, 60, "readyz after restart"
+        )
         again = subprocess.run([*VAKSIN, "demo-data"], env=env, capture_output=True, text=True)
         assert "0 new, 4 updated" in again.stdout, again.stdout + again.stderr
     finally:
