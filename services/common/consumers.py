@@ -17,6 +17,8 @@ which the middleware reads back by the consumer's name.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -46,6 +48,7 @@ DEAD_LETTERED = Counter(
 )
 
 _max_deliver: dict[str, int] = {}  # durable name -> its max_deliver, as declared
+_ack_wait: dict[str, float] = {}  # durable name -> its ack_wait (s): a long handler says "working"
 
 
 def redelivery_delay(delivered: int) -> float:
@@ -80,6 +83,7 @@ def durable_subscriber(
 ) -> Callable[[Callable[..., Any]], Any]:
     """Declare a durable pull consumer; returns the decorator that attaches its handler."""
     _max_deliver[durable] = max_deliver
+    _ack_wait[durable] = ack_wait
     config = ConsumerConfig(max_deliver=max_deliver, ack_wait=ack_wait)
     if max_ack_pending is not None:
         config.max_ack_pending = max_ack_pending
@@ -102,13 +106,14 @@ class Redelivery(BaseMiddleware):
     """Turns a handler's failure into a delayed NAK, or a dead letter on the last delivery."""
 
     async def consume_scope(self, call_next: Callable[..., Any], msg: StreamMessage[Any]) -> Any:
+        raw = msg.raw_message
+        keep_alive = _KeepAlive.start(raw) if _is_jetstream(raw) else None
         try:
             return await call_next(msg)
         except HandlerException:
             raise  # the handler settled the message itself
         except Exception as exc:
-            raw = msg.raw_message
-            if not _is_jetstream(raw):
+            if keep_alive is None:
                 raise  # core request/reply: nothing to redeliver
             meta = raw.metadata
             consumer, delivered = meta.consumer, meta.num_delivered
@@ -126,6 +131,9 @@ class Redelivery(BaseMiddleware):
                 raise NackMessage(delay=delay) from exc
             await self._dead_letter(raw, consumer, delivered, exc, undecodable)
             raise RejectMessage() from exc
+        finally:
+            if keep_alive is not None:
+                keep_alive.stop()
 
     async def _dead_letter(
         self, raw: Msg, consumer: str, delivered: int, exc: Exception, undecodable: bool
@@ -137,6 +145,34 @@ class Redelivery(BaseMiddleware):
         except Exception:
             # Still in its stream (terminated, with JetStream's advisory): found by sequence.
             log.exception("could not store the dead letter", consumer=consumer)
+
+
+class _KeepAlive:
+    """Tells the server a message is still being worked on, every half `ack_wait`: a short
+    `ack_wait` (so that a message lost with its process comes back soon) does not make a slow
+    handler's message come back while it still runs."""
+
+    def __init__(self, raw: Msg, every: float) -> None:
+        self.raw, self.every = raw, every
+        self.loop = asyncio.get_running_loop()
+        self.timer = self.loop.call_later(every, self._touch)
+        self.task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def start(cls, raw: Msg) -> _KeepAlive:
+        consumer = raw.metadata.consumer
+        return cls(raw, _ack_wait.get(consumer, 30.0) / 2)
+
+    def _touch(self) -> None:
+        self.task = self.loop.create_task(self._progress())
+        self.timer = self.loop.call_later(self.every, self._touch)
+
+    async def _progress(self) -> None:
+        with contextlib.suppress(Exception):  # NATS away: the server redelivers it, as it must
+            await self.raw.in_progress()
+
+    def stop(self) -> None:
+        self.timer.cancel()
 
 
 def dead_letter(raw: Msg, exc: Exception, reason: str) -> tuple[str, DeadMessage, dict[str, str]]:

@@ -42,6 +42,9 @@ def make_broker(settings: Settings, name: str, *routers: NatsRouter) -> NatsBrok
         log_level=logging.DEBUG,
         routers=routers,
         max_reconnect_attempts=-1,
+        # nats-py waits 2 s between attempts by default; `vaksin up` brings a killed nats-server
+        # back in about 0.2 s, and every second here is a second of 503s at the webhook.
+        reconnect_time_wait=1,
     )
     # Every process may dead-letter a message (consumers.py); declaring the channel makes the
     # broker create the stream when it starts, and documents it.

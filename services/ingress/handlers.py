@@ -204,6 +204,9 @@ def build_router(settings: Settings) -> NatsRouter:
             stream=WA_INBOUND,
             durable=f"ingress-dialog-p{partition}",
             max_deliver=MAX_DELIVER,
+            # Short: a turn lost with its process (or its ack with nats-server) holds up its
+            # partition until then; a slow turn keeps its message by saying it is working.
+            ack_wait=10,
             batch_size=1,
             max_ack_pending=1,
             title=f"dialog-p{partition}",

@@ -342,6 +342,7 @@ class SendEngine:
             self.settings.nats_url or "nats://127.0.0.1:4222",
             name="vaksin-notifier-engine",
             max_reconnect_attempts=-1,
+            reconnect_time_wait=1,  # as services/common/service.py make_broker
         )
         self._js = self._nc.jetstream()
         await self._declare()

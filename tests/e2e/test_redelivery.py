@@ -23,8 +23,9 @@ from services.common.contracts.subjects import (
     NOTIFIER_EVT_SEND_FAILED,
     partition_of,
 )
+from services.common.embedded import free_port
 from services.ingress import delivery_failures, handlers, intake_decisions
-from tests.e2e.conftest import System, body_of, new_person, new_phone
+from tests.e2e.conftest import BUILDERS, System, body_of, new_person, new_phone
 
 pytestmark = pytest.mark.servers
 
@@ -178,3 +179,36 @@ async def test_every_durable_on_the_server_gives_up_after_a_bounded_number_of_tr
         assert max_deliver and max_deliver > 0, name
         if name in consumers._max_deliver:
             assert consumers._max_deliver[name] == max_deliver, name
+
+
+async def test_a_turn_slower_than_ack_wait_is_not_delivered_twice(
+    system: System, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dialog's ack_wait is short (a lost message comes back soon); a slow turn keeps its
+    message by telling the server it is still working."""
+    calls: list[float] = []
+    real = handlers._decide
+
+    async def slow(*args, **kwargs):
+        calls.append(time.monotonic())
+        await asyncio.sleep(consumers._ack_wait["ingress-dialog-p0"] + 3)
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(handlers, "_decide", slow)
+    duplicates = REGISTRY.get_sample_value("vaksin_dialog_duplicates_total") or 0.0
+    # A second replica, idle: a message the server gives up on would go to it at once (where
+    # the processed-message row makes it a duplicate: no second effect, but work twice).
+    dialog = system.hosts["dialog"]
+    replica = BUILDERS["dialog"](dialog.settings.model_copy(update={"health_port": free_port()}))
+    await replica.start()
+    try:
+        wa_id = new_phone()
+        await system.say(wa_id, "VAKSIN")
+        sent = await system.fake.wait_for_messages(wa_id, 1, timeout=30)
+        await asyncio.sleep(2)
+    finally:
+        await replica.stop()
+    assert len(calls) == 1
+    again = (REGISTRY.get_sample_value("vaksin_dialog_duplicates_total") or 0.0) - duplicates
+    assert again == 0, "delivered again while the first delivery was still at work"
+    assert len(system.fake.messages_to(wa_id)) == len(sent) == 1
