@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
 
 import asyncpg
-from faststream import Context
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -20,7 +18,3 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asy
     return await asyncpg.create_pool(
         dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=30
     )
-
-
-# Handlers declare `pool: Pool`; the service host puts the process's pool into the broker context.
-Pool = Annotated[asyncpg.Pool, Context("pool")]

@@ -11,7 +11,7 @@ import structlog
 from faststream.nats import NatsRouter
 
 from services.common.contracts.stats import ServiceStats, StatsRequest
-from services.common.db import Pool
+from services.common.deps import Pool
 
 log = structlog.get_logger(__name__)
 

@@ -9,11 +9,9 @@ exception leaves the requester waiting for its timeout.
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
 
 import asyncpg
 import structlog
-from faststream import Context
 from faststream.nats import NatsRouter
 
 from services.common import consumers
@@ -44,8 +42,7 @@ from services.common.contracts.subjects import (
     IDENTITY_RPC_STATS,
     IDENTITY_RPC_VERIFY,
 )
-from services.common.db import Pool
-from services.common.outbox import OutboxRelay
+from services.common.deps import AppSettings, Pool, Relay
 from services.common.settings import Settings
 from services.common.stats import add_stats_responder
 from services.identity import domain, intake, repository
@@ -54,8 +51,6 @@ from services.identity import domain, intake, repository
 # configuration of that moment and bypass the redacting pipeline set up later.
 log = structlog.get_logger(__name__, pii_context="identity")
 
-SettingsDep = Annotated[Settings, Context("settings")]
-Relay = Annotated[OutboxRelay, Context("outbox")]
 QUEUE = "identity"
 UNAVAILABLE = "unavailable: identity is temporarily unavailable, try again"
 
@@ -75,7 +70,7 @@ def _policy(settings: Settings) -> domain.LockPolicy:
 
 
 async def number_status(
-    body: NumberStatusRequest, pool: Pool, settings: SettingsDep
+    body: NumberStatusRequest, pool: Pool, settings: AppSettings
 ) -> NumberStatus:
     sender = _sender(settings, body.wa_id)
     if sender is None:
@@ -89,7 +84,7 @@ async def number_status(
     return NumberStatus(listed=listed, locked_until=locked_until)
 
 
-async def verify(body: VerifyRequest, pool: Pool, settings: SettingsDep) -> VerifyResult:
+async def verify(body: VerifyRequest, pool: Pool, settings: AppSettings) -> VerifyResult:
     async with pool.acquire() as conn, conn.transaction():
         if body.request_id:
             earlier = await repository.earlier_answer(conn, body.request_id)
@@ -177,7 +172,7 @@ async def check_nik(body: CheckNikRequest) -> CheckNikResult:
 
 
 async def intake_submit(
-    body: IntakeSubmitRequest, pool: Pool, settings: SettingsDep, relay: Relay
+    body: IntakeSubmitRequest, pool: Pool, settings: AppSettings, relay: Relay
 ) -> IntakeSubmitResult:
     try:
         result, created = await intake.submit(pool, body, settings.nik_pepper)
@@ -190,7 +185,7 @@ async def intake_submit(
 
 
 async def intake_status(
-    body: IntakeStatusRequest, pool: Pool, settings: SettingsDep
+    body: IntakeStatusRequest, pool: Pool, settings: AppSettings
 ) -> IntakeStatus:
     sender = _sender(settings, body.wa_id)
     if sender is None:

@@ -17,11 +17,10 @@ from services.common import consumers, outbox
 from services.common.contracts.notifier import SendFailed, SendMessage, TemplateFallback
 from services.common.contracts.streams import NOTIFIER
 from services.common.contracts.subjects import NOTIFIER_EVT_SEND_FAILED, send_subject
-from services.common.db import Pool
+from services.common.deps import AppSettings, Pool, Relay
 from services.ingress import repository as repo
 from services.ingress.dialog import Conversation
 from services.ingress.dialog.model import text
-from services.ingress.handlers import AppSettings, Relay
 from services.ingress.metrics import DELIVERY_FAILURES
 
 log = structlog.get_logger(__name__)

@@ -12,8 +12,7 @@ from typing import Annotated
 
 import asyncpg
 import structlog
-from faststream import Context
-from faststream.nats import NatsBroker, NatsMessage, NatsRouter
+from faststream.nats import NatsBroker, NatsRouter
 from pydantic import BaseModel
 
 from services.common import consumers, outbox
@@ -76,8 +75,7 @@ from services.common.contracts.subjects import (
 )
 from services.common.contracts.ticketing import TicketsReply, TicketsRequest
 from services.common.contracts.whatsapp import InboundMessage
-from services.common.db import Pool
-from services.common.outbox import OutboxRelay
+from services.common.deps import AppSettings, Broker, Context, Message, Pool, Relay
 from services.common.settings import Settings
 from services.common.stats import add_stats_responder
 from services.ingress import dialog
@@ -93,9 +91,6 @@ _REPLYABLE = re.compile(r"^\d{6,15}$")  # a wa_id we can send to (placeholders a
 RPC_TIMEOUT = 5.0
 QUEUE = "dialog"  # core request/reply: ingress.rpc.stats (the edge has no database)
 
-Broker = Annotated[NatsBroker, Context("broker")]
-AppSettings = Annotated[Settings, Context("settings")]
-Relay = Annotated[OutboxRelay, Context("outbox")]
 # The date rules apply to: Jakarta's today, replaceable in tests that replay January 2021.
 Clock = Annotated[Callable[[], date], Context("clock")]
 
@@ -155,7 +150,7 @@ async def _enqueue_replies(
 
 async def on_inbound_message(
     message: InboundMessage,
-    msg: NatsMessage,
+    msg: Message,
     pool: Pool,
     broker: Broker,
     settings: AppSettings,

@@ -14,12 +14,11 @@ from services.common.contracts.identity import IntakeDecided
 from services.common.contracts.notifier import SendMessage, TemplateFallback, TextMessage
 from services.common.contracts.streams import IDENTITY, NOTIFIER
 from services.common.contracts.subjects import IDENTITY_EVT_INTAKE_DECIDED, send_subject
-from services.common.db import Pool
+from services.common.deps import AppSettings, Pool, Relay
 from services.ingress import repository as repo
 from services.ingress.catalog import t
 from services.ingress.dialog import Conversation, Step
 from services.ingress.dialog.registration import verified_conversation
-from services.ingress.handlers import AppSettings, Relay
 
 log = structlog.get_logger(__name__)
 

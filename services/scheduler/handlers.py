@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Annotated, TypeVar
+from typing import TypeVar
 
 import asyncpg
 import structlog
-from faststream import Context
 from faststream.nats import NatsRouter
 from pydantic import BaseModel
 
@@ -51,9 +50,7 @@ from services.common.contracts.subjects import (
     TICKETING_EVT_DOSE_GIVEN,
 )
 from services.common.contracts.ticketing import DoseGiven
-from services.common.db import Pool
-from services.common.outbox import OutboxRelay
-from services.common.settings import Settings
+from services.common.deps import AppSettings, Pool, Relay
 from services.common.stats import add_stats_responder
 from services.scheduler import booking, jobs, repository
 from services.scheduler.domain import SchedulerError
@@ -66,8 +63,6 @@ UNAVAILABLE = f"{ErrorCode.UNAVAILABLE}: the scheduler is temporarily unavailabl
 DOSE_GIVEN_DURABLE = "scheduler-dose-given"
 MAX_DELIVER = 10  # about 15 minutes of retries (consumers.py): dose 2 is not urgent
 
-AppSettings = Annotated[Settings, Context("settings")]
-Relay = Annotated[OutboxRelay, Context("outbox")]
 
 R = TypeVar("R", bound=BaseModel)
 

@@ -16,7 +16,6 @@ from typing import Annotated
 
 import asyncpg
 import structlog
-from faststream import Context
 from faststream.nats import NatsRouter
 
 from services.common import consumers
@@ -33,8 +32,7 @@ from services.common.contracts.subjects import (
     SCREENING_RPC_QUESTIONNAIRE,
     SCREENING_RPC_STATS,
 )
-from services.common.db import Pool
-from services.common.outbox import OutboxRelay
+from services.common.deps import Context, Pool, Relay
 from services.common.stats import add_stats_responder
 from services.screening import domain, repository
 from services.screening.rules import RuleSet
@@ -46,7 +44,6 @@ QUEUE = "screening"
 UNAVAILABLE = "unavailable: screening is temporarily unavailable, try again"
 
 Store = Annotated[RuleSetStore, Context("rule_sets")]
-Relay = Annotated[OutboxRelay, Context("outbox")]
 
 
 async def _rule_set(conn: asyncpg.Connection, store: RuleSetStore, rule_set_id: str) -> RuleSet:

@@ -4,7 +4,11 @@ on the broker never reaches a router's subscribers) cannot come back unnoticed."
 
 from __future__ import annotations
 
+import inspect
+import typing
+
 import pytest
+from fast_depends.library import CustomField
 from faststream import AckPolicy
 
 from services.common import consumers
@@ -66,3 +70,36 @@ def test_dialog_retries_outlast_a_restart_before_saying_busy() -> None:
 
     waited = sum(consumers.redelivery_delay(n) for n in range(1, MAX_DELIVER))
     assert waited >= 45
+
+
+def injected_parameters():
+    """(service, handler, parameter, custom field) for every parameter a handler is given from
+    the broker's context rather than the message body."""
+    for service, subscriber in SUBSCRIBERS:
+        for call in subscriber.calls:
+            handler = call.handler._original_call
+            hints = typing.get_type_hints(handler, include_extras=True)
+            for name, hint in hints.items():
+                for extra in getattr(hint, "__metadata__", ()):
+                    if isinstance(extra, CustomField):
+                        yield service, handler.__qualname__, name, extra
+
+
+INJECTED = list(injected_parameters())
+
+
+def test_handlers_have_injected_parameters_to_check() -> None:
+    assert len(INJECTED) > 20
+
+
+@pytest.mark.parametrize(("service", "handler", "name", "field"), INJECTED, ids=str)
+def test_injected_parameters_resolve_on_the_event_loop(service, handler, name, field) -> None:
+    """fast_depends runs a synchronous custom field in a worker thread, for every parameter of
+    every message (services/common/deps.py): handlers take theirs from deps."""
+    assert inspect.iscoroutinefunction(field.use), (service, handler, name)
+
+
+def test_faststreams_own_context_would_be_caught() -> None:
+    from faststream import Context as ThreadedContext
+
+    assert not inspect.iscoroutinefunction(ThreadedContext("x").use)
