@@ -246,6 +246,17 @@ def _restart_servers(system: LocalSystem, log) -> bool:
     return changed
 
 
+# A process that dies within this long of its start is crash-looping: its restarts back off.
+CRASH_LOOP_SECONDS = 10.0
+
+
+def restart_delay(quick_deaths: int) -> float:
+    """Seconds before a dead process is started again: at once after it had been running (a
+    kill, an OOM: every second down is a second of redeliveries elsewhere), then 1, 2, 4 ... 30 s
+    while it keeps dying within CRASH_LOOP_SECONDS of its start."""
+    return 0.0 if quick_deaths == 0 else min(30.0, 2.0 ** (quick_deaths - 1))
+
+
 def _supervise(system: LocalSystem, stopping, log) -> None:
     readyz = f"{system.runtime['ingress_url']}/readyz"
     announced = False
@@ -256,10 +267,9 @@ def _supervise(system: LocalSystem, stopping, log) -> None:
             if child.proc is None or child.proc.poll() is None:
                 continue
             if child.next_start == 0.0:
-                # Back off 1, 2, 4 ... 30 s; a child that ran for a minute starts over at 1 s.
-                if now - child.started_at > 60:
+                if now - child.started_at > CRASH_LOOP_SECONDS:
                     child.restarts = 0
-                delay = min(30.0, 2.0**child.restarts)
+                delay = restart_delay(child.restarts)
                 child.next_start = now + delay
                 changed = True
                 log.warning(

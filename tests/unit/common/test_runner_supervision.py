@@ -94,3 +94,10 @@ def test_a_server_that_cannot_start_is_tried_again_later(tmp_path: Path) -> None
         "embedded server restarted",
     ]
     assert [e.get("retry_in_seconds") for e in logs[1:3]] == [2.0, 4.0]
+
+
+def test_a_killed_process_is_restarted_at_once_and_a_crash_loop_backs_off() -> None:
+    from services.runner import restart_delay
+
+    assert restart_delay(0) == 0.0
+    assert [restart_delay(n) for n in range(1, 8)] == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
