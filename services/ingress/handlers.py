@@ -84,9 +84,10 @@ from services.ingress.metrics import DIALOG_DUPLICATES, DIALOG_GIVEN_UP, DIALOG_
 
 log = structlog.get_logger(__name__)
 
-# Delays of 1, 2, 5, 10 and 30 s between them (consumers.py): a restart of the service a turn
-# waits for is ridden through; only then does the user hear "busy, send it again".
-MAX_DELIVER = 6
+# A partition's delays, 1, 2, 3 then 5 s between them (consumers.py): 46 s in all, so a restart
+# of the service a turn waits for is ridden through; only then does the user hear "busy, send it
+# again".
+MAX_DELIVER = 12
 _REPLYABLE = re.compile(r"^\d{6,15}$")  # a wa_id we can send to (placeholders are not)
 RPC_TIMEOUT = 5.0
 QUEUE = "dialog"  # core request/reply: ingress.rpc.stats (the edge has no database)

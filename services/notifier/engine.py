@@ -135,7 +135,9 @@ log = structlog.get_logger(__name__)
 
 # Intake: the partition consumers.
 SEND_ACK_WAIT = 10  # seconds; intake takes milliseconds, and a crash stalls a partition this long
-INTAKE_MAX_DELIVER = 20  # then the command is dead-lettered straight to NATS (Postgres is down)
+# 1, 2, 3, then 5 s apart (consumers.PARTITION_DELAYS): about 90 s of Postgres down; then the
+# command is dead-lettered straight to NATS.
+INTAKE_MAX_DELIVER = 20
 INTAKE_FETCH_SECONDS = 5.0
 
 # Dispatch.
@@ -512,7 +514,7 @@ class SendEngine:
             delivered = message.metadata.num_delivered or 1
             if delivered < INTAKE_MAX_DELIVER:
                 log.warning("could not queue command", attempt=delivered, error=repr(exc))
-                await message.nak(delay=min(30.0, 2.0**delivered))
+                await message.nak(delay=consumers.redelivery_delay(delivered, holds_partition=True))
                 return
             await self._intake_gave_up(message, cmd, exc)
             return

@@ -105,7 +105,7 @@ async def test_a_turn_waits_for_a_restarting_service_instead_of_being_dropped(
 async def test_a_turn_failing_on_every_delivery_gets_busy_once(
     system: System, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(consumers, "REDELIVERY_DELAYS", (0.1,))
+    monkeypatch.setattr(consumers, "PARTITION_DELAYS", (0.1,))
 
     async def broken(*args, **kwargs):
         raise ConnectionResetError("injected: always fails")

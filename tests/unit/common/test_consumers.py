@@ -68,8 +68,18 @@ def test_dialog_retries_outlast_a_restart_before_saying_busy() -> None:
     """The dialog's last resort ("busy, send it again") waits for every delay before it."""
     from services.ingress.handlers import MAX_DELIVER
 
-    waited = sum(consumers.redelivery_delay(n) for n in range(1, MAX_DELIVER))
-    assert waited >= 45
+    waited = [consumers.redelivery_delay(n, holds_partition=True) for n in range(1, MAX_DELIVER)]
+    assert sum(waited) >= 45
+    assert (
+        max(waited) <= 5
+    )  # the partition waits for it: tried again soon after a dependency is back
+
+
+def test_a_partition_is_tried_again_sooner_than_other_consumers() -> None:
+    partition = [consumers.redelivery_delay(n, holds_partition=True) for n in range(1, 10)]
+    other = [consumers.redelivery_delay(n) for n in range(1, 10)]
+    assert partition[:4] == [1.0, 2.0, 3.0, 5.0] and partition[-1] == 5.0
+    assert all(p <= o for p, o in zip(partition, other, strict=True))
 
 
 def injected_parameters():
