@@ -19,8 +19,7 @@ from typing import Annotated
 import asyncpg
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from faststream import Context
-from faststream.nats import NatsBroker, NatsMessage, NatsRouter
+from faststream.nats import NatsBroker, NatsRouter
 
 from services.common import consumers
 from services.common.contracts.identity import PersonCard, PersonRequest
@@ -40,7 +39,7 @@ from services.common.contracts.subjects import (
     TICKETING_RPC_TICKETS,
 )
 from services.common.contracts.ticketing import TicketsReply, TicketsRequest
-from services.common.db import Pool
+from services.common.deps import AppSettings, Broker, Context, Message, Pool, Relay
 from services.common.outbox import OutboxRelay
 from services.common.settings import Settings
 from services.common.stats import add_stats_responder
@@ -55,9 +54,6 @@ MAX_DELIVER = 12
 UNAVAILABLE = "unavailable: ticketing is temporarily unavailable, try again"
 IDENTITY_TIMEOUT = 5.0
 
-Broker = Annotated[NatsBroker, Context("broker")]
-AppSettings = Annotated[Settings, Context("settings")]
-Relay = Annotated[OutboxRelay, Context("outbox")]
 TicketKey = Annotated[Ed25519PrivateKey, Context("ticket_key")]
 
 
@@ -83,9 +79,14 @@ async def _issue(
     key: Ed25519PrivateKey,
     relay: OutboxRelay,
 ) -> None:
-    if await tickets.settled(pool, fact.booking_id):
-        return  # a redelivery, or a booking voided before its fact arrived
-    card = await _person(broker, fact.person_id)
+    # No check for a settled booking first: that is a round trip on every fact for the few that
+    # are redelivered or void, which `tickets.issue` recognises anyway (and returns None).
+    try:
+        card = await _person(broker, fact.person_id)
+    except Exception:
+        if await tickets.settled(pool, fact.booking_id):
+            return  # nothing to issue: such a fact need not wait for identity to come back
+        raise
     delivery = tickets.Delivery(
         fact.wa_id, fact.lang, settings.vaccine_video_url, settings.notifier_partitions
     )
@@ -97,7 +98,7 @@ async def _issue(
 
 
 async def _retrying(
-    msg: NatsMessage, what: str, booking_id: int, work: Callable[[], Awaitable[None]]
+    msg: Message, what: str, booking_id: int, work: Callable[[], Awaitable[None]]
 ) -> None:
     """Run `work`; a failure is delivered again after a growing delay (consumers.py), and the
     last one is counted here before it is dead-lettered."""
@@ -112,7 +113,7 @@ async def _retrying(
 
 async def on_booked(
     body: BookingConfirmed,
-    msg: NatsMessage,
+    msg: Message,
     broker: Broker,
     pool: Pool,
     settings: AppSettings,
@@ -126,7 +127,7 @@ async def on_booked(
 
 async def on_rescheduled(
     body: BookingRescheduled,
-    msg: NatsMessage,
+    msg: Message,
     broker: Broker,
     pool: Pool,
     settings: AppSettings,
@@ -143,7 +144,7 @@ async def on_rescheduled(
     await _retrying(msg, "rescheduled", body.booking_id, work)
 
 
-async def on_cancelled(body: BookingCancelled, msg: NatsMessage, pool: Pool) -> None:
+async def on_cancelled(body: BookingCancelled, msg: Message, pool: Pool) -> None:
     async def work() -> None:
         if await tickets.void(pool, body.booking_id, f"cancelled: {body.reason}", utcnow()):
             TICKETS.labels("revoked").inc()

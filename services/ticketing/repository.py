@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import date, datetime, time
+from typing import Any
 
 import asyncpg
 
@@ -86,16 +87,40 @@ async def settled(conn: asyncpg.Connection | asyncpg.Pool, booking_id: int) -> b
     )
 
 
-async def insert_ticket(conn: asyncpg.Connection, ticket: NewTicket) -> bool:
-    """Store a new ticket; False when its booking already has one, or (rarely) its code is
-    taken: `settled` tells the two apart."""
-    placeholders = ", ".join(f"${i}" for i in range(1, len(_NEW_COLUMNS) + 1))
-    inserted = await conn.fetchval(
-        f"""INSERT INTO ticketing.ticket ({", ".join(_NEW_COLUMNS)}) VALUES ({placeholders})
-            ON CONFLICT DO NOTHING RETURNING true""",
-        *(getattr(ticket, name) for name in _NEW_COLUMNS),
+# One statement for the ticket and its messages: the outbox rows exist only if the ticket was
+# inserted, and take their ids in the order given (the image before the video).
+_N = len(_NEW_COLUMNS)
+_INSERT_TICKET = f"""
+    WITH new AS (
+        INSERT INTO ticketing.ticket ({", ".join(_NEW_COLUMNS)})
+        SELECT {", ".join(f"${i}" for i in range(1, _N + 1))}
+        WHERE NOT EXISTS (SELECT 1 FROM ticketing.void_booking
+                          WHERE booking_id = ${_NEW_COLUMNS.index("booking_id") + 1})
+        ON CONFLICT DO NOTHING
+        RETURNING {_COLUMNS}
+    ), queued AS (
+        INSERT INTO ticketing.outbox (subject, stream, payload)
+        SELECT ${_N + 1}, ${_N + 2}, message.payload
+        FROM new, unnest(${_N + 3}::jsonb[]) WITH ORDINALITY AS message (payload, n)
+        ORDER BY message.n
     )
-    return bool(inserted)
+    SELECT * FROM new"""
+
+
+async def insert_ticket(
+    conn: asyncpg.Connection,
+    ticket: NewTicket,
+    subject: str,
+    stream: str,
+    messages: list[dict[str, Any]],
+) -> Ticket | None:
+    """Store a new ticket and queue its messages (outbox rows, in this order) in one statement;
+    the ticket as stored, or None when nothing was stored: its booking has a ticket already or
+    is void (`settled`), or (rarely) its code is taken. Run it holding `lock_booking`: the void
+    check reads what was committed before the statement began."""
+    values = [getattr(ticket, name) for name in _NEW_COLUMNS]
+    row = await conn.fetchrow(_INSERT_TICKET, *values, subject, stream, messages)
+    return _ticket(row) if row else None
 
 
 async def void_booking(

@@ -20,7 +20,7 @@ from services.common.contracts.identity import PersonCard
 from services.common.contracts.scheduler import BookingConfirmed, Facility
 from services.common.contracts.ticketing import TicketStatus
 from services.common.settings import Settings
-from services.ticketing import cli, domain, repository, tickets
+from services.ticketing import cli, domain, handlers, repository, tickets
 from services.ticketing.token import load_signing_key
 
 pytestmark = pytest.mark.servers
@@ -246,7 +246,7 @@ async def test_a_void_waits_for_a_ticket_being_issued_and_revokes_it(
             masked_name="-", masked_nik=None, token="t", qr_png=b"png",
             expires_at=domain.expiry(booking.date),
         )  # fmt: skip
-        assert await repository.insert_ticket(issuing, new)
+        assert await repository.insert_ticket(issuing, new, "notifier.cmd.send.0", "NOTIFIER", [])
         voiding = asyncio.create_task(
             tickets.void(pool, booking.booking_id, "cancelled: user", datetime.now(UTC))
         )
@@ -262,7 +262,7 @@ async def test_a_void_waits_for_a_ticket_being_issued_and_revokes_it(
 async def test_a_ticketed_or_void_booking_is_settled_before_any_work(
     pool: asyncpg.Pool, settings: Settings
 ) -> None:
-    """What the consumer checks before the identity lookup and the rendering."""
+    """What the consumer checks when identity cannot answer: such a fact need not wait."""
     booking = fact(jakarta_today() + timedelta(days=1))
     assert not await tickets.settled(pool, booking.booking_id)
     assert await issue(pool, settings, booking) is not None
@@ -270,3 +270,65 @@ async def test_a_ticketed_or_void_booking_is_settled_before_any_work(
     voided = fact(jakarta_today() + timedelta(days=1))
     await tickets.void(pool, voided.booking_id, "cancelled: user", datetime.now(UTC))
     assert await tickets.settled(pool, voided.booking_id)
+
+
+class Identity:
+    """identity.rpc.person as the consumer's broker asks it: answering, or down."""
+
+    def __init__(self, card: PersonCard | None) -> None:
+        self.card, self.asked = card, 0
+
+    async def request(self, *_: object, **__: object) -> Identity:
+        self.asked += 1
+        if self.card is None:
+            raise TimeoutError("identity does not answer")
+        return self
+
+    async def decode(self) -> dict[str, object]:
+        assert self.card is not None
+        return self.card.model_dump()
+
+
+class Relay:
+    def wake(self) -> None:
+        pass
+
+
+async def test_the_consumer_waits_for_identity_only_when_there_is_a_ticket_to_issue(
+    pool: asyncpg.Pool, settings: Settings
+) -> None:
+    key = load_signing_key(settings.ticket_signing_key)
+
+    async def consume(booking: BookingConfirmed, identity: Identity) -> None:
+        await handlers._issue(booking, identity, pool, settings, key, Relay())  # type: ignore[arg-type]
+
+    voided = fact(jakarta_today() + timedelta(days=1))
+    await tickets.void(pool, voided.booking_id, "cancelled: user", datetime.now(UTC))
+    await consume(voided, Identity(None))  # settled: acked although identity is down
+    booking = fact(jakarta_today() + timedelta(days=1))
+    with pytest.raises(TimeoutError):  # retried later (handlers._retrying)
+        await consume(booking, Identity(None))
+    identity = Identity(CARD)
+    await consume(booking, identity)
+    await consume(booking, identity)  # redelivered: nothing more
+    [row] = await pool.fetch(
+        "SELECT ticket_id, masked_name FROM ticketing.ticket WHERE booking_id = $1",
+        booking.booking_id,
+    )
+    assert row["masked_name"] == CARD.masked_name
+    assert len(await outbox_of(pool, row["ticket_id"])) == 2
+    assert identity.asked == 2
+
+
+async def test_a_code_already_taken_is_drawn_again(
+    pool: asyncpg.Pool, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = await issue(pool, settings, fact(jakarta_today() + timedelta(days=1)))
+    assert first is not None
+    draws = iter([first.code])
+    new_code = domain.new_code
+    monkeypatch.setattr(domain, "new_code", lambda: next(draws, None) or new_code())
+    second = await issue(pool, settings, booking := fact(jakarta_today() + timedelta(days=1)))
+    assert second is not None and second.booking_id == booking.booking_id
+    assert second.code != first.code
+    assert len(await outbox_of(pool, second.ticket_id)) == 2
