@@ -22,7 +22,8 @@ from services.common.settings import Settings
 
 
 class Context(_ThreadedContext):
-    async def use(self, /, **kwargs: Any) -> dict[str, Any]:
+    # Async on purpose: fast_depends awaits a coroutine `use` and threads a plain one.
+    async def use(self, /, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
         return _ThreadedContext.use(self, **kwargs)
 
 
