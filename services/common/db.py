@@ -14,7 +14,20 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+async def _keep_session(_conn: asyncpg.Connection) -> None:
+    """Nothing to undo when a connection goes back to the pool: no service changes session state
+    (no SET, LISTEN, cursors or session-level advisory locks: the ones taken are transaction
+    locks), and asyncpg rolls back an open transaction itself. asyncpg's default reset is one
+    more round trip for every acquire (measured: a third of the notifier's database time, and
+    2 of 5 round trips of a booking)."""
+
+
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     return await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=30
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        reset=_keep_session,
+        command_timeout=30,
     )

@@ -13,7 +13,7 @@ from nats.aio.msg import Msg
 from services.common.contracts.notifier import DeadLetter, SendFailed
 from services.common.contracts.streams import NOTIFIER, NOTIFIER_DLQ, WA_INBOUND
 from services.common.contracts.subjects import NOTIFIER_DLQ_SEND, NOTIFIER_EVT_SEND_FAILED
-from services.common.db import _init_connection as init_connection
+from services.common.db import create_pool
 from services.common.periodic import periodic
 from services.common.service import ServiceHost, make_broker
 from services.common.settings import Settings
@@ -35,22 +35,8 @@ ENGINE_POOL_SIZE = 20  # intake loops, dispatcher, writer, batch consumers, fail
 PURGE_EVERY_SECONDS = 3600.0
 
 
-async def _keep_session(_conn: asyncpg.Connection) -> None:
-    """Nothing to undo when a connection goes back to the pool: the engine never changes session
-    state (no SET, LISTEN, cursors or session locks), and asyncpg rolls back an open transaction
-    itself. The default reset costs one more round trip per statement, about a third of the
-    engine's database time."""
-
-
 async def create_engine_pool(dsn: str) -> asyncpg.Pool:
-    return await asyncpg.create_pool(
-        dsn,
-        min_size=2,
-        max_size=ENGINE_POOL_SIZE,
-        init=init_connection,
-        reset=_keep_session,
-        command_timeout=30,
-    )
+    return await create_pool(dsn, min_size=2, max_size=ENGINE_POOL_SIZE)
 
 
 def build_host(settings: Settings) -> ServiceHost:
