@@ -33,6 +33,24 @@ async def enqueue(
     )
 
 
+def queue_in_order(schema: str, subject: str, stream: str, payloads: str, when: str = "") -> str:
+    """SQL that adds one outbox row per element of a `jsonb[]` parameter, ids in its order, for
+    a statement that does other work as well (in a CTE, one round trip for all). `subject`,
+    `stream` and `payloads` name the statement's parameters ("$5"); `when`, a condition the
+    rows depend on."""
+    return (
+        f"INSERT INTO {schema}.outbox (subject, stream, payload) "
+        f"SELECT {subject}, {stream}, message.payload "
+        f"FROM unnest({payloads}::jsonb[]) WITH ORDINALITY AS message (payload, n) "
+        f"{'WHERE ' + when if when else ''} ORDER BY message.n"
+    )
+
+
+def payloads(messages: list[BaseModel]) -> list[dict[str, Any]]:
+    """The `jsonb[]` parameter of `queue_in_order`."""
+    return [message.model_dump(mode="json") for message in messages]
+
+
 class OutboxRelay:
     """Publishes outbox rows in id order. Woken right after a commit, and polls as a safety net."""
 

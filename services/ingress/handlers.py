@@ -15,7 +15,7 @@ import structlog
 from faststream.nats import NatsBroker, NatsRouter
 from pydantic import BaseModel
 
-from services.common import consumers, outbox
+from services.common import consumers
 from services.common.contracts.identity import (
     CheckNikRequest,
     CheckNikResult,
@@ -137,16 +137,23 @@ async def _decide(
     raise RuntimeError("dialog asked too many questions in one turn")
 
 
-async def _enqueue_replies(
-    conn: asyncpg.Connection,
-    message: InboundMessage,
-    replies: list[OutboundMessage],
-    settings: Settings,
-) -> None:
+def _commands(
+    message: InboundMessage, replies: list[OutboundMessage], settings: Settings
+) -> tuple[str, list[SendMessage]]:
+    """The notifier subject of the user's partition, and one command per reply (ids from the
+    wamid, so a repeated turn could never send twice)."""
     subject = send_subject(message.wa_id, settings.notifier_partitions)
-    for i, reply in enumerate(replies):
-        command = SendMessage(command_id=f"{message.wamid}:{i}", to=message.wa_id, message=reply)
-        await outbox.enqueue(conn, "ingress", subject, command, NOTIFIER.name)
+    return subject, [
+        SendMessage(command_id=f"{message.wamid}:{i}", to=message.wa_id, message=reply)
+        for i, reply in enumerate(replies)
+    ]
+
+
+async def _finish(
+    conn: asyncpg.Connection, message: InboundMessage, turn: dialog.Turn, settings: Settings
+) -> None:
+    subject, commands = _commands(message, turn.replies, settings)
+    await repo.end_turn(conn, message.wa_id, turn.conversation, subject, NOTIFIER.name, commands)
 
 
 async def on_inbound_message(
@@ -163,13 +170,12 @@ async def on_inbound_message(
         return
     try:
         async with pool.acquire() as conn, conn.transaction():
-            if not await repo.mark_processed(conn, message.wamid):
+            conv = await repo.begin_turn(conn, message.wamid, message.wa_id)
+            if conv is None:
                 DIALOG_DUPLICATES.inc()
                 return
-            conv = await repo.load_conversation(conn, message.wa_id)
             turn = await _decide(conv, message, broker, clock())
-            await repo.save_conversation(conn, message.wa_id, turn.conversation)
-            await _enqueue_replies(conn, message, turn.replies, settings)
+            await _finish(conn, message, turn, settings)
     except Exception:
         if not consumers.is_last_delivery(msg):
             raise  # delivered again after a delay (consumers.py); the partition waits: in order
@@ -184,10 +190,10 @@ async def _give_up(message: InboundMessage, pool: asyncpg.Pool, settings: Settin
     """Never leave a user in silence: answer 'busy, send it again' and keep their state."""
     DIALOG_GIVEN_UP.inc()
     async with pool.acquire() as conn, conn.transaction():
-        if not await repo.mark_processed(conn, message.wamid):
+        conv = await repo.begin_turn(conn, message.wamid, message.wa_id)
+        if conv is None:
             return
-        conv = await repo.load_conversation(conn, message.wa_id)
-        await _enqueue_replies(conn, message, dialog.busy(conv).replies, settings)
+        await _finish(conn, message, dialog.busy(conv), settings)
 
 
 def build_router(settings: Settings) -> NatsRouter:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import date
 
 import asyncpg
+from pydantic import BaseModel
 
+from services.common.outbox import payloads, queue_in_order
 from services.ingress.dialog import Conversation, Step
 
 
@@ -38,6 +40,55 @@ async def save_conversation(conn: asyncpg.Connection, wa_id: str, conv: Conversa
         conv.step.value,
         conv.lang,
         conv.data,
+    )
+
+
+# A turn is one transaction of two statements around the dialog's decision: the first records
+# the message id and locks the user's conversation, the second stores the new state and queues the
+# replies. (Each used to be two or three statements: a round trip each, a third of the dialog's
+# database work.)
+_BEGIN_TURN = """
+    WITH fresh AS (
+        INSERT INTO ingress.processed_message (wamid) VALUES ($1)
+        ON CONFLICT DO NOTHING RETURNING wamid
+    ), conv AS (
+        SELECT step, lang, data FROM ingress.conversation WHERE wa_id = $2 FOR UPDATE
+    )
+    SELECT EXISTS (SELECT FROM fresh) AS fresh, conv.step, conv.lang, conv.data
+    FROM (VALUES (1)) AS one LEFT JOIN conv ON true"""
+
+_END_TURN = f"""
+    WITH saved AS (
+        INSERT INTO ingress.conversation (wa_id, step, lang, data, updated_at)
+        VALUES ($1, $2, $3, $4, now())
+        ON CONFLICT (wa_id) DO UPDATE
+        SET step = excluded.step, lang = excluded.lang, data = excluded.data, updated_at = now()
+    )
+    {queue_in_order("ingress", "$5", "$6", "$7")}"""
+
+
+async def begin_turn(conn: asyncpg.Connection, wamid: str, wa_id: str) -> Conversation | None:
+    """Record the message id and lock the user's conversation until the transaction ends: the
+    conversation, or None when the message was processed before (a duplicate delivery)."""
+    row = await conn.fetchrow(_BEGIN_TURN, wamid, wa_id)
+    if not row["fresh"]:
+        return None
+    if row["step"] is None:
+        return Conversation()
+    return Conversation(Step(row["step"]), row["lang"], row["data"])
+
+
+async def end_turn(
+    conn: asyncpg.Connection,
+    wa_id: str,
+    conv: Conversation,
+    subject: str,
+    stream: str,
+    replies: list[BaseModel],
+) -> None:
+    """Store the conversation and queue the replies (outbox rows, in this order)."""
+    await conn.execute(
+        _END_TURN, wa_id, conv.step.value, conv.lang, conv.data, subject, stream, payloads(replies)
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 
+from services.common.outbox import queue_in_order
 from services.ticketing.domain import Measurements, TicketState
 
 
@@ -99,10 +100,7 @@ _INSERT_TICKET = f"""
         ON CONFLICT DO NOTHING
         RETURNING {_COLUMNS}
     ), queued AS (
-        INSERT INTO ticketing.outbox (subject, stream, payload)
-        SELECT ${_N + 1}, ${_N + 2}, message.payload
-        FROM new, unnest(${_N + 3}::jsonb[]) WITH ORDINALITY AS message (payload, n)
-        ORDER BY message.n
+        {queue_in_order("ticketing", f"${_N + 1}", f"${_N + 2}", f"${_N + 3}", "EXISTS (SELECT FROM new)")}
     )
     SELECT * FROM new"""
 
