@@ -26,32 +26,9 @@ from services.common.contracts.subjects import (
 from services.common.embedded import free_port
 from services.ingress import delivery_failures, handlers, intake_decisions
 from tests.e2e.conftest import BUILDERS, System, body_of, new_person, new_phone
+from tests.faults import FailsOnce, redeliveries
 
 pytestmark = pytest.mark.servers
-
-
-class FailsOnce:
-    """Wraps a function so that its first call raises, as a Postgres blip or a lost reply
-    would; the calls' times show when the message came back."""
-
-    def __init__(self, real) -> None:
-        self.real = real
-        self.calls: list[float] = []
-
-    def __call__(self, *args, **kwargs):
-        self.calls.append(time.monotonic())
-        if len(self.calls) == 1:
-            raise ConnectionResetError("injected: the first try fails")
-        return self.real(*args, **kwargs)
-
-    @property
-    def redelivered_after(self) -> float:
-        assert len(self.calls) >= 2, "the message was not delivered again"
-        return self.calls[1] - self.calls[0]
-
-
-def redeliveries(consumer: str) -> float:
-    return REGISTRY.get_sample_value("vaksin_redeliveries_total", {"consumer": consumer}) or 0.0
 
 
 async def publish(system: System, body, subject: str, stream: str) -> None:

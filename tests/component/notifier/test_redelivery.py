@@ -9,9 +9,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import nats
 import pytest
@@ -39,43 +37,9 @@ from tests.component.notifier.conftest import (
     text,
     window_open,
 )
+from tests.faults import FailsOnce, redeliveries
 
 pytestmark = pytest.mark.servers
-
-
-class FailsOnce:
-    """Wraps an async function: its first call about our message raises (or every call, with
-    `always`), as a Postgres blip would, and the next ones run the real function; the calls'
-    times show when the message came back."""
-
-    def __init__(
-        self,
-        real: Callable[..., Awaitable[Any]],
-        concerns: Callable[..., bool],
-        *,
-        always: bool = False,
-    ) -> None:
-        self.real = real
-        self.concerns = concerns
-        self.always = always
-        self.calls: list[float] = []
-
-    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if not self.concerns(*args, **kwargs):
-            return await self.real(*args, **kwargs)
-        self.calls.append(time.monotonic())
-        if self.always or len(self.calls) == 1:
-            raise ConnectionResetError("injected: the database went away")
-        return await self.real(*args, **kwargs)
-
-    @property
-    def redelivered_after(self) -> float:
-        assert len(self.calls) >= 2, f"not delivered again ({len(self.calls)} call(s))"
-        return self.calls[1] - self.calls[0]
-
-
-def redeliveries(consumer: str) -> float:
-    return metric("vaksin_redeliveries_total", consumer=consumer)
 
 
 async def dead_letters(settings: Settings, durable: str) -> list[DeadMessage]:

@@ -5,48 +5,18 @@ dose 2 is booked once."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 import asyncpg
 import pytest
-from prometheus_client import REGISTRY
 
 from services.scheduler import jobs
 from services.scheduler.handlers import DOSE_GIVEN_DURABLE
+from tests.faults import FailsOnce, redeliveries
 
 from .conftest import Person, Place, Scheduler, in_days, today, wait_for
 from .test_dose2 import booked_dose_1, dose_2_of, dose_given
 
 pytestmark = pytest.mark.servers
-
-
-class FailsOnce:
-    """Wraps an async function: its first call about our message raises, as a Postgres blip
-    would, and the next ones run the real function; the calls' times show when it came back."""
-
-    def __init__(self, real: Callable[..., Awaitable[Any]], concerns: Callable[..., bool]) -> None:
-        self.real = real
-        self.concerns = concerns
-        self.calls: list[float] = []
-
-    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if not self.concerns(*args, **kwargs):
-            return await self.real(*args, **kwargs)
-        self.calls.append(time.monotonic())
-        if len(self.calls) == 1:
-            raise ConnectionResetError("injected: the first try fails")
-        return await self.real(*args, **kwargs)
-
-    @property
-    def redelivered_after(self) -> float:
-        assert len(self.calls) >= 2, f"not delivered again ({len(self.calls)} call(s))"
-        return self.calls[1] - self.calls[0]
-
-
-def redeliveries(consumer: str) -> float:
-    return REGISTRY.get_sample_value("vaksin_redeliveries_total", {"consumer": consumer}) or 0.0
 
 
 async def test_a_dose_given_that_fails_once_books_dose_2_once(

@@ -53,49 +53,15 @@ from services.common.settings import Settings
 from services.ticketing import handlers, tickets
 from services.ticketing.app import build_host
 from services.ticketing.token import load_signing_key
+from tests.faults import FailsOnce, redeliveries
 
 pytestmark = pytest.mark.servers
 
 CARD = PersonCard(found=True, masked_name="B**i S*******", masked_nik="320101**********")
 
 
-class FailsOnce:
-    """Wraps an async function: its first call about our booking raises (or every call, with
-    `always`), as a Postgres blip would, and the next ones run the real function; the calls'
-    times show when the fact came back."""
-
-    def __init__(
-        self,
-        real: Callable[..., Awaitable[Any]],
-        concerns: Callable[..., bool],
-        *,
-        always: bool = False,
-    ) -> None:
-        self.real = real
-        self.concerns = concerns
-        self.always = always
-        self.calls: list[float] = []
-
-    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if not self.concerns(*args, **kwargs):
-            return await self.real(*args, **kwargs)
-        self.calls.append(time.monotonic())
-        if self.always or len(self.calls) == 1:
-            raise ConnectionResetError("injected: the database went away")
-        return await self.real(*args, **kwargs)
-
-    @property
-    def redelivered_after(self) -> float:
-        assert len(self.calls) >= 2, f"not delivered again ({len(self.calls)} call(s))"
-        return self.calls[1] - self.calls[0]
-
-
 def metric(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
-
-
-def redeliveries(consumer: str) -> float:
-    return metric("vaksin_redeliveries_total", consumer=consumer)
 
 
 def new_fact(day: date) -> dict[str, Any]:
