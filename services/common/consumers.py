@@ -11,7 +11,6 @@
 - Its last delivery (the consumer's `max_deliver`) takes the dead-letter path: the message, its
   stream sequence and the last error go to DEAD_LETTERS, and it is terminated. A handler that has
   a better last resort (the dialog answers "busy, send it again") runs it itself on that delivery.
-- A body that does not even decode into its contract is dead-lettered at once: no retry can fix it.
 
 `durable_subscriber()` declares a consumer with these settings and records its `max_deliver`,
 which the middleware reads back by the consumer's name.
@@ -128,8 +127,9 @@ class Redelivery(BaseMiddleware):
                 raise  # core request/reply: nothing to redeliver
             meta = raw.metadata
             consumer, delivered = meta.consumer, meta.num_delivered
-            undecodable = isinstance(exc, ValidationError)
-            if not undecodable and delivered < _max_deliver.get(consumer, 1):
+            # Also a body that does not decode: a ValidationError cannot be told apart from one
+            # raised by a dependency's reply, which may well pass, so it too is tried again.
+            if delivered < _max_deliver.get(consumer, 1):
                 delay = redelivery_delay(delivered, holds_partition=consumer in _partitions)
                 REDELIVERIES.labels(consumer).inc()
                 log.warning(
@@ -140,16 +140,14 @@ class Redelivery(BaseMiddleware):
                     error=_describe(exc),
                 )
                 raise NackMessage(delay=delay) from exc
-            await self._dead_letter(raw, consumer, delivered, exc, undecodable)
+            await self._dead_letter(raw, consumer, exc)
             raise RejectMessage() from exc
         finally:
             if keep_alive is not None:
                 keep_alive.stop()
 
-    async def _dead_letter(
-        self, raw: Msg, consumer: str, delivered: int, exc: Exception, undecodable: bool
-    ) -> None:
-        subject, dead, headers = dead_letter(raw, exc, "undecodable" if undecodable else "failed")
+    async def _dead_letter(self, raw: Msg, consumer: str, exc: Exception) -> None:
+        subject, dead, headers = dead_letter(raw, exc, "failed")
         broker: NatsBroker = self.context.get("broker")
         try:
             await broker.publish(dead, subject, stream=DEAD_LETTERS.name, headers=headers)

@@ -15,12 +15,15 @@ from faststream.nats import NatsBroker
 from prometheus_client import REGISTRY
 
 from services.common import consumers
+from services.common.contracts.deadletters import DeadMessage
 from services.common.contracts.identity import IntakeDecided
 from services.common.contracts.notifier import SendFailed
-from services.common.contracts.streams import IDENTITY, NOTIFIER
+from services.common.contracts.streams import DEAD_LETTERS, IDENTITY, NOTIFIER, WA_INBOUND
 from services.common.contracts.subjects import (
+    DEADLETTER_CONSUMER,
     IDENTITY_EVT_INTAKE_DECIDED,
     NOTIFIER_EVT_SEND_FAILED,
+    WA_INBOUND_MESSAGE,
     partition_of,
 )
 from services.common.embedded import free_port
@@ -189,3 +192,28 @@ async def test_a_turn_slower_than_ack_wait_is_not_delivered_twice(
     again = (REGISTRY.get_sample_value("vaksin_dialog_duplicates_total") or 0.0) - duplicates
     assert again == 0, "delivered again while the first delivery was still at work"
     assert len(system.fake.messages_to(wa_id)) == len(sent) == 1
+
+
+async def test_a_body_that_never_decodes_is_dead_lettered_and_its_partition_goes_on(
+    system: System, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(consumers, "PARTITION_DELAYS", (0.05,))
+    wa_id = new_phone()
+    partition = partition_of(wa_id, system.settings.dialog_partitions)
+    subject = WA_INBOUND_MESSAGE.format(partition=partition)
+    nc = await nats.connect(system.settings.nats_url)
+    try:
+        js = nc.jetstream()
+        poison = await js.publish(subject, b'{"wamid": 42}', stream=WA_INBOUND.name)
+        await system.say(wa_id, "VAKSIN")  # behind it, in the same partition
+        replies = await system.fake.wait_for_messages(wa_id, 1, timeout=30)
+        assert "tenaga kesehatan" in body_of(replies[0]).lower()
+        sub = await js.pull_subscribe(
+            DEADLETTER_CONSUMER.format(durable=f"ingress-dialog-p{partition}"),
+            stream=DEAD_LETTERS.name,
+        )
+        [dead] = [DeadMessage.model_validate_json(m.data) for m in await sub.fetch(1, timeout=5)]
+    finally:
+        await nc.close()
+    assert (dead.stream_seq, dead.body) == (poison.seq, '{"wamid": 42}')
+    assert dead.delivered == handlers.MAX_DELIVER and "ValidationError" in dead.error
