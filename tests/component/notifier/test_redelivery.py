@@ -13,18 +13,15 @@ from datetime import UTC, datetime
 
 import nats
 import pytest
-from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from services.common import consumers
 from services.common.contracts.deadletters import DeadMessage
-from services.common.contracts.streams import DEAD_LETTERS, WA_INBOUND
+from services.common.contracts.streams import WA_INBOUND
 from services.common.contracts.subjects import (
-    DEADLETTER_CONSUMER,
     WA_INBOUND_STATUS,
     partition_of,
 )
 from services.common.contracts.whatsapp import DeliveryStatus
-from services.common.settings import Settings
 from services.notifier import repository
 from services.notifier.engine import send_durable
 from services.notifier.handlers import INBOUND_DURABLE, STATUS_DURABLE, STATUS_MAX_DELIVER
@@ -37,43 +34,9 @@ from tests.component.notifier.conftest import (
     text,
     window_open,
 )
-from tests.faults import FailsOnce, redeliveries
+from tests.faults import FailsOnce, dead_letters, redeliveries, stored
 
 pytestmark = pytest.mark.servers
-
-
-async def dead_letters(settings: Settings, durable: str) -> list[DeadMessage]:
-    """Every dead letter of this consumer in DEAD_LETTERS (read with a throwaway consumer)."""
-    nc = await nats.connect(settings.nats_url)
-    try:
-        sub = await nc.jetstream().pull_subscribe(
-            DEADLETTER_CONSUMER.format(durable=durable),
-            stream=DEAD_LETTERS.name,
-            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=5.0),
-        )
-        found: list[DeadMessage] = []
-        try:
-            while True:
-                try:
-                    batch = await sub.fetch(batch=100, timeout=0.5)
-                except TimeoutError:
-                    break
-                for msg in batch:
-                    found.append(DeadMessage.model_validate_json(msg.data))
-                    await msg.ack()
-        finally:
-            await sub.unsubscribe()
-        return found
-    finally:
-        await nc.close()
-
-
-async def stored(settings: Settings, stream: str, seq: int) -> bytes:
-    nc = await nats.connect(settings.nats_url)
-    try:
-        return (await nc.jetstream().get_msg(stream, seq)).data or b""
-    finally:
-        await nc.close()
 
 
 async def test_a_send_command_whose_intake_fails_once_is_queued_and_sent_once(
@@ -87,6 +50,8 @@ async def test_a_send_command_whose_intake_fails_once_is_queued_and_sent_once(
     monkeypatch.setattr(repository, "enqueue", enqueue)
     queued = metric("notifier_commands_total", outcome="queued")
     duplicates = metric("notifier_commands_total", outcome="duplicate")
+    consumer = send_durable(partition_of(to, notifier.settings.notifier_partitions))
+    before = redeliveries(consumer)
 
     await notifier.send(cmd)
     await notifier.fake.wait_for_messages(to, 1, timeout=15)
@@ -103,7 +68,7 @@ async def test_a_send_command_whose_intake_fails_once_is_queued_and_sent_once(
     assert len(notifier.fake.messages_to(to)) == 1
     assert metric("notifier_commands_total", outcome="queued") == queued + 1
     assert metric("notifier_commands_total", outcome="duplicate") == duplicates
-    consumer = send_durable(partition_of(to, notifier.settings.notifier_partitions))
+    assert redeliveries(consumer) == before + 1
     nc = await nats.connect(notifier.settings.nats_url)
     try:
         info = await nc.jetstream().consumer_info("NOTIFIER", consumer)

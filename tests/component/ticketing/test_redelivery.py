@@ -22,7 +22,6 @@ import nats
 import nats.js.errors
 import pytest
 from faststream.nats import NatsBroker
-from nats.js.api import ConsumerConfig, DeliverPolicy
 from prometheus_client import REGISTRY
 from pydantic import BaseModel
 
@@ -38,9 +37,8 @@ from services.common.contracts.scheduler import (
     Facility,
     PreviousBooking,
 )
-from services.common.contracts.streams import DEAD_LETTERS, NOTIFIER, SCHEDULER
+from services.common.contracts.streams import NOTIFIER, SCHEDULER
 from services.common.contracts.subjects import (
-    DEADLETTER_CONSUMER,
     IDENTITY_RPC_PERSON,
     NOTIFIER_CMD_SEND_ALL,
     SCHEDULER_EVT_BOOKED,
@@ -53,7 +51,7 @@ from services.common.settings import Settings
 from services.ticketing import handlers, tickets
 from services.ticketing.app import build_host
 from services.ticketing.token import load_signing_key
-from tests.faults import FailsOnce, redeliveries
+from tests.faults import FailsOnce, dead_letters, redeliveries, stream_bodies
 
 pytestmark = pytest.mark.servers
 
@@ -137,39 +135,6 @@ async def eventually(
         if ready(found) or time.monotonic() > deadline:
             return found
         await asyncio.sleep(0.05)
-
-
-async def stream_bodies(settings: Settings, stream: str, subject: str) -> list[bytes]:
-    """The bodies of the stream's messages on `subject` (read with a throwaway consumer)."""
-    nc = await nats.connect(settings.nats_url)
-    try:
-        sub = await nc.jetstream().pull_subscribe(
-            subject,
-            stream=stream,
-            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=5.0),
-        )
-        found: list[bytes] = []
-        try:
-            while True:
-                try:
-                    batch = await sub.fetch(batch=500, timeout=0.5)
-                except TimeoutError:
-                    break
-                for msg in batch:
-                    found.append(msg.data)
-                    await msg.ack()
-        finally:
-            await sub.unsubscribe()
-        return found
-    finally:
-        await nc.close()
-
-
-async def dead_letters(settings: Settings, durable: str) -> list[DeadMessage]:
-    """Every dead letter of this consumer in DEAD_LETTERS."""
-    subject = DEADLETTER_CONSUMER.format(durable=durable)
-    bodies = await stream_bodies(settings, DEAD_LETTERS.name, subject)
-    return [DeadMessage.model_validate_json(body) for body in bodies]
 
 
 async def sends_of(settings: Settings, ticket_id: str) -> list[str]:
