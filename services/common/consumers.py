@@ -165,7 +165,7 @@ class _KeepAlive:
         self.raw, self.every = raw, every
         self.loop = asyncio.get_running_loop()
         self.timer = self.loop.call_later(every, self._touch)
-        self.task: asyncio.Task[None] | None = None
+        self.tasks: set[asyncio.Task[None]] = set()  # held: the loop keeps only weak references
 
     @classmethod
     def start(cls, raw: Msg) -> _KeepAlive:
@@ -173,7 +173,9 @@ class _KeepAlive:
         return cls(raw, _ack_wait.get(consumer, 30.0) / 2)
 
     def _touch(self) -> None:
-        self.task = self.loop.create_task(self._progress())
+        task = self.loop.create_task(self._progress())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
         self.timer = self.loop.call_later(self.every, self._touch)
 
     async def _progress(self) -> None:

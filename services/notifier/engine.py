@@ -515,6 +515,7 @@ class SendEngine:
             if delivered < INTAKE_MAX_DELIVER:
                 log.warning("could not queue command", attempt=delivered, error=repr(exc))
                 await message.nak(delay=consumers.redelivery_delay(delivered, holds_partition=True))
+                consumers.REDELIVERIES.labels(message.metadata.consumer).inc()
                 return
             await self._intake_gave_up(message, cmd, exc)
             return
