@@ -1,12 +1,13 @@
 """The dialog engine's consumers: one durable consumer per partition of WA_INBOUND, each handling
 one message at a time (max_ack_pending=1), so one user's messages are processed in order while
-users in other partitions proceed in parallel. Each message is one database transaction: the
-message id, the new conversation state and the replies (outbox) commit together or not at all."""
+users in other partitions proceed in parallel. A turn's message id, new conversation state and
+replies are stored by one statement, together or not at all; the replies are then published and
+only then is the message acknowledged (`take_turn`)."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Annotated
 
@@ -26,7 +27,7 @@ from services.common.contracts.identity import (
     VerifyRequest,
     VerifyResult,
 )
-from services.common.contracts.notifier import OutboundMessage, SendMessage
+from services.common.contracts.notifier import SendMessage
 from services.common.contracts.scheduler import (
     AlternativesReply,
     AlternativesRequest,
@@ -75,7 +76,8 @@ from services.common.contracts.subjects import (
 )
 from services.common.contracts.ticketing import TicketsReply, TicketsRequest
 from services.common.contracts.whatsapp import InboundMessage
-from services.common.deps import AppSettings, Broker, Context, Message, Pool, Relay
+from services.common.deps import AppSettings, Broker, Context, Message, Pool
+from services.common.outbox import payloads
 from services.common.settings import Settings
 from services.common.stats import add_stats_responder
 from services.ingress import dialog
@@ -137,23 +139,59 @@ async def _decide(
     raise RuntimeError("dialog asked too many questions in one turn")
 
 
-def _commands(
-    message: InboundMessage, replies: list[OutboundMessage], settings: Settings
-) -> tuple[str, list[SendMessage]]:
-    """The notifier subject of the user's partition, and one command per reply (ids from the
-    wamid, so a repeated turn could never send twice)."""
-    subject = send_subject(message.wa_id, settings.notifier_partitions)
-    return subject, [
+def _replies(message: InboundMessage, turn: dialog.Turn, settings: Settings) -> repo.Replies:
+    """The turn's replies as notifier commands, on the subject of the user's partition, with ids
+    from the wamid (so a repeated turn could never send twice)."""
+    commands = [
         SendMessage(command_id=f"{message.wamid}:{i}", to=message.wa_id, message=reply)
-        for i, reply in enumerate(replies)
+        for i, reply in enumerate(turn.replies)
     ]
+    return repo.Replies(
+        send_subject(message.wa_id, settings.notifier_partitions), payloads(commands)
+    )
 
 
-async def _finish(
-    conn: asyncpg.Connection, message: InboundMessage, turn: dialog.Turn, settings: Settings
-) -> None:
-    subject, commands = _commands(message, turn.replies, settings)
-    await repo.end_turn(conn, message.wa_id, turn.conversation, subject, NOTIFIER.name, commands)
+async def _send(broker: NatsBroker, replies: repo.Replies) -> None:
+    """Publish a stored turn's replies, in order, each once: JetStream drops a command id it saw
+    in its duplicate window, the notifier one it has."""
+    for command in replies.commands:
+        await broker.publish(
+            command,
+            replies.subject,
+            stream=NOTIFIER.name,
+            headers={"Nats-Msg-Id": command["command_id"]},
+            timeout=RPC_TIMEOUT,
+        )
+
+
+class ConversationChanged(Exception):
+    """Someone else changed the conversation during the turn (an operator's decision, a
+    delivery failure): the message is delivered again and its turn runs on the new state."""
+
+
+async def take_turn(
+    message: InboundMessage,
+    pool: asyncpg.Pool,
+    broker: NatsBroker,
+    settings: Settings,
+    decide: Callable[[dialog.Conversation], Awaitable[dialog.Turn]],
+) -> dialog.Turn | None:
+    """One turn: read the conversation, decide, store the new state with its replies, send them.
+    None for a message handled before (its replies are sent again if they may not have left)."""
+    start = await repo.begin_turn(pool, message.wamid, message.wa_id)
+    if start.seen:
+        DIALOG_DUPLICATES.inc()
+        if start.replies is not None:
+            await _send(broker, start.replies)
+        return None
+    turn = await decide(start.conversation)
+    replies = _replies(message, turn, settings)
+    if not await repo.end_turn(
+        pool, message.wa_id, start, turn.conversation, message.wamid, replies
+    ):
+        raise ConversationChanged
+    await _send(broker, replies)
+    return turn
 
 
 async def on_inbound_message(
@@ -162,38 +200,30 @@ async def on_inbound_message(
     pool: Pool,
     broker: Broker,
     settings: AppSettings,
-    relay: Relay,
     clock: Clock,
 ) -> None:
     if not _REPLYABLE.match(message.wa_id):
         log.info("ignoring message from a sender we cannot answer", type=message.type)
         return
+
+    async def decide(conv: dialog.Conversation) -> dialog.Turn:
+        return await _decide(conv, message, broker, clock())
+
+    async def busy(conv: dialog.Conversation) -> dialog.Turn:
+        return dialog.busy(conv)
+
     try:
-        async with pool.acquire() as conn, conn.transaction():
-            conv = await repo.begin_turn(conn, message.wamid, message.wa_id)
-            if conv is None:
-                DIALOG_DUPLICATES.inc()
-                return
-            turn = await _decide(conv, message, broker, clock())
-            await _finish(conn, message, turn, settings)
+        turn = await take_turn(message, pool, broker, settings, decide)
     except Exception:
         if not consumers.is_last_delivery(msg):
             raise  # delivered again after a delay (consumers.py); the partition waits: in order
         log.exception("inbound message failed on every delivery; telling the user")
-        await _give_up(message, pool, settings)
-    else:
+        # Never leave a user in silence: answer "busy, send it again" and keep their state.
+        DIALOG_GIVEN_UP.inc()
+        await take_turn(message, pool, broker, settings, busy)
+        return
+    if turn is not None:
         DIALOG_TURNS.labels(step=turn.conversation.step.value).inc()
-    relay.wake()
-
-
-async def _give_up(message: InboundMessage, pool: asyncpg.Pool, settings: Settings) -> None:
-    """Never leave a user in silence: answer 'busy, send it again' and keep their state."""
-    DIALOG_GIVEN_UP.inc()
-    async with pool.acquire() as conn, conn.transaction():
-        conv = await repo.begin_turn(conn, message.wamid, message.wa_id)
-        if conv is None:
-            return
-        await _finish(conn, message, dialog.busy(conv), settings)
 
 
 def build_router(settings: Settings) -> NatsRouter:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import asyncpg
-from pydantic import BaseModel
 
-from services.common.outbox import payloads, queue_in_order
 from services.ingress.dialog import Conversation, Step
+
+Executor = asyncpg.Connection | asyncpg.Pool  # a turn's statements need no connection of their own
 
 
 async def mark_processed(conn: asyncpg.Connection, wamid: str) -> bool:
@@ -30,12 +32,13 @@ async def load_conversation(conn: asyncpg.Connection, wa_id: str) -> Conversatio
 
 
 async def save_conversation(conn: asyncpg.Connection, wa_id: str, conv: Conversation) -> None:
+    """Store the conversation outside a turn (a new version: a turn begun before it runs again)."""
     await conn.execute(
-        """INSERT INTO ingress.conversation (wa_id, step, lang, data, updated_at)
-           VALUES ($1, $2, $3, $4, now())
+        """INSERT INTO ingress.conversation AS conv (wa_id, step, lang, data, updated_at, version)
+           VALUES ($1, $2, $3, $4, now(), 1)
            ON CONFLICT (wa_id) DO UPDATE
            SET step = excluded.step, lang = excluded.lang, data = excluded.data,
-               updated_at = now()""",
+               updated_at = now(), version = conv.version + 1""",
         wa_id,
         conv.step.value,
         conv.lang,
@@ -43,52 +46,84 @@ async def save_conversation(conn: asyncpg.Connection, wa_id: str, conv: Conversa
     )
 
 
-# A turn is one transaction of two statements around the dialog's decision: the first records
-# the message id and locks the user's conversation, the second stores the new state and queues the
-# replies. (Each used to be two or three statements: a round trip each, a third of the dialog's
-# database work.)
+# A turn is two statements and no transaction: the first reads the conversation (and whether the
+# message was handled before), the second stores the new state, the message id and the replies,
+# on condition that nobody changed the conversation meanwhile (its version). The replies are then
+# published by the dialog itself, and the message acknowledged: a crash before that delivers the
+# message again, and the turn's stored replies are sent again (the notifier drops a command id it
+# has). Four round trips and a relay's two fewer per turn than a locking transaction with an
+# outbox, with the same guarantees.
 _BEGIN_TURN = """
-    WITH fresh AS (
-        INSERT INTO ingress.processed_message (wamid) VALUES ($1)
-        ON CONFLICT DO NOTHING RETURNING wamid
-    ), conv AS (
-        SELECT step, lang, data FROM ingress.conversation WHERE wa_id = $2 FOR UPDATE
-    )
-    SELECT EXISTS (SELECT FROM fresh) AS fresh, conv.step, conv.lang, conv.data
-    FROM (VALUES (1)) AS one LEFT JOIN conv ON true"""
+    SELECT EXISTS (SELECT FROM ingress.processed_message WHERE wamid = $1) AS seen,
+           conv.step, conv.lang, conv.data, coalesce(conv.version, 0) AS version,
+           CASE WHEN conv.last_wamid = $1 THEN conv.last_replies END AS replies
+    FROM (VALUES (1)) AS one LEFT JOIN ingress.conversation AS conv ON conv.wa_id = $2"""
 
-_END_TURN = f"""
+_END_TURN = """
     WITH saved AS (
-        INSERT INTO ingress.conversation (wa_id, step, lang, data, updated_at)
-        VALUES ($1, $2, $3, $4, now())
+        INSERT INTO ingress.conversation AS conv
+            (wa_id, step, lang, data, updated_at, version, last_wamid, last_replies)
+        VALUES ($1, $2, $3, $4, now(), 1, $6, $7)
         ON CONFLICT (wa_id) DO UPDATE
-        SET step = excluded.step, lang = excluded.lang, data = excluded.data, updated_at = now()
+        SET step = excluded.step, lang = excluded.lang, data = excluded.data, updated_at = now(),
+            version = conv.version + 1, last_wamid = excluded.last_wamid,
+            last_replies = excluded.last_replies
+        WHERE conv.version = $5
+        RETURNING 1
+    ), fresh AS (
+        INSERT INTO ingress.processed_message (wamid)
+        SELECT $6 WHERE EXISTS (SELECT FROM saved)
+        ON CONFLICT DO NOTHING
     )
-    {queue_in_order("ingress", "$5", "$6", "$7")}"""
+    SELECT EXISTS (SELECT FROM saved)"""
 
 
-async def begin_turn(conn: asyncpg.Connection, wamid: str, wa_id: str) -> Conversation | None:
-    """Record the message id and lock the user's conversation until the transaction ends: the
-    conversation, or None when the message was processed before (a duplicate delivery)."""
+@dataclass(frozen=True)
+class TurnStart:
+    """What a turn starts from: the conversation and its version, or, for a message handled
+    before, `seen` and (when it was the conversation's last turn) the replies it queued."""
+
+    conversation: Conversation
+    version: int
+    seen: bool = False
+    replies: Replies | None = None
+
+
+@dataclass(frozen=True)
+class Replies:
+    """A turn's replies as stored with it: the notifier subject and the commands, in order."""
+
+    subject: str
+    commands: list[dict[str, Any]]
+
+
+async def begin_turn(conn: Executor, wamid: str, wa_id: str) -> TurnStart:
+    """The user's conversation as the turn of message `wamid` finds it (no lock is taken)."""
     row = await conn.fetchrow(_BEGIN_TURN, wamid, wa_id)
-    if not row["fresh"]:
-        return None
+    stored = row["replies"]
+    replies = Replies(stored["subject"], stored["commands"]) if stored else None
     if row["step"] is None:
-        return Conversation()
-    return Conversation(Step(row["step"]), row["lang"], row["data"])
+        conv = Conversation()
+    else:
+        conv = Conversation(Step(row["step"]), row["lang"], row["data"])
+    return TurnStart(conv, row["version"], row["seen"], replies)
 
 
 async def end_turn(
-    conn: asyncpg.Connection,
+    conn: Executor,
     wa_id: str,
+    start: TurnStart,
     conv: Conversation,
-    subject: str,
-    stream: str,
-    replies: list[BaseModel],
-) -> None:
-    """Store the conversation and queue the replies (outbox rows, in this order)."""
-    await conn.execute(
-        _END_TURN, wa_id, conv.step.value, conv.lang, conv.data, subject, stream, payloads(replies)
+    wamid: str,
+    replies: Replies,
+) -> bool:
+    """Store the conversation, the message id and the replies, unless the conversation changed
+    since `start` (False: nothing was stored; the turn must run again on what is there now)."""
+    stored = {"subject": replies.subject, "commands": replies.commands}
+    return bool(
+        await conn.fetchval(
+            _END_TURN, wa_id, conv.step.value, conv.lang, conv.data, start.version, wamid, stored
+        )
     )
 
 

@@ -65,6 +65,25 @@ async def test_a_turn_that_fails_once_is_answered_once_after_a_delay(
     assert redeliveries(consumer) == before + 1
 
 
+async def test_a_turn_stored_but_not_yet_sent_sends_its_replies_once_when_delivered_again(
+    system: System, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The turn is committed, then publishing its replies fails (NATS blip, the process dies): the
+    message comes back, the turn is not taken twice, and its stored replies leave, once."""
+    send = FailsOnce(handlers._send)
+    monkeypatch.setattr(handlers, "_send", send)
+    turns = REGISTRY.get_sample_value("vaksin_dialog_turns_total", {"step": "ask_nakes"}) or 0.0
+    wa_id = new_phone()
+    await system.say(wa_id, "VAKSIN")
+    sent = await settled(system, wa_id, 1)
+    assert len(sent) == 1 and "tenaga kesehatan" in body_of(sent[0]).lower()
+    assert send.redelivered_after >= 0.9
+    after = REGISTRY.get_sample_value("vaksin_dialog_turns_total", {"step": "ask_nakes"}) or 0.0
+    assert after == turns  # the second delivery found the turn stored: not decided again
+    # and the conversation goes on from the stored state
+    assert "belum terdaftar" in body_of(await system.turn(wa_id, "ya"))  # an unlisted number
+
+
 async def test_a_turn_waits_for_a_restarting_service_instead_of_being_dropped(
     system: System, tmp_path
 ) -> None:

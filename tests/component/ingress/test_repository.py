@@ -7,7 +7,6 @@ import secrets
 import asyncpg
 import pytest
 
-from services.common.contracts.notifier import TextMessage
 from services.ingress import repository as repo
 from services.ingress.dialog import Conversation, Step
 
@@ -45,34 +44,59 @@ async def test_purge_forgets_only_old_message_ids(pool: asyncpg.Pool) -> None:
     assert [r["wamid"] for r in left] == [recent]
 
 
-async def test_a_turn_begins_once_per_message_and_ends_with_state_and_replies_in_order(
+def _replies(*bodies: str) -> repo.Replies:
+    return repo.Replies("notifier.cmd.send.3", [{"command_id": b, "body": b} for b in bodies])
+
+
+async def test_a_turn_stores_state_message_id_and_replies_in_one_statement(
     pool: asyncpg.Pool,
 ) -> None:
     wa_id, wamid = f"62812{secrets.randbelow(10**8):08d}", f"wamid.{secrets.token_hex(8)}"
-    replies = [TextMessage(body=f"reply {i}") for i in range(3)]
-    async with pool.acquire() as conn, conn.transaction():
-        assert await repo.begin_turn(conn, wamid, wa_id) == Conversation()  # a new user
-        conv = Conversation(Step.ASK_SUFFIX, "en", {"attempts": 1})
-        await repo.end_turn(conn, wa_id, conv, "notifier.cmd.send.3", "NOTIFIER", replies)
-    rows = await pool.fetch(
-        "SELECT subject, stream, payload FROM ingress.outbox "
-        "WHERE payload ->> 'body' LIKE 'reply %' ORDER BY id DESC LIMIT 3"
+    start = await repo.begin_turn(pool, wamid, wa_id)
+    assert start == repo.TurnStart(Conversation(), version=0)  # a new user
+    conv = Conversation(Step.ASK_SUFFIX, "en", {"attempts": 1})
+    assert await repo.end_turn(pool, wa_id, start, conv, wamid, _replies("a", "b", "c"))
+
+    again = await repo.begin_turn(pool, wamid, wa_id)  # the same message delivered again
+    assert again.seen and again.replies == _replies("a", "b", "c")  # its replies, in order
+    following = await repo.begin_turn(pool, f"{wamid}.next", wa_id)
+    assert following == repo.TurnStart(conv, version=1)
+
+
+async def test_an_older_message_delivered_again_has_nothing_to_resend(pool: asyncpg.Pool) -> None:
+    wa_id, first = f"62812{secrets.randbelow(10**8):08d}", f"wamid.{secrets.token_hex(8)}"
+    start = await repo.begin_turn(pool, first, wa_id)
+    await repo.end_turn(pool, wa_id, start, Conversation(Step.ASK_NAKES), first, _replies("1"))
+    second = await repo.begin_turn(pool, "wamid.second", wa_id)
+    await repo.end_turn(
+        pool, wa_id, second, Conversation(Step.ASK_SUFFIX), "wamid.second", _replies("2")
     )
-    assert [r["payload"]["body"] for r in reversed(rows)] == ["reply 0", "reply 1", "reply 2"]
-    assert {(r["subject"], r["stream"]) for r in rows} == {("notifier.cmd.send.3", "NOTIFIER")}
-    async with pool.acquire() as conn, conn.transaction():
-        assert await repo.begin_turn(conn, wamid, wa_id) is None  # the same message again
-        assert await repo.begin_turn(conn, f"{wamid}.next", wa_id) == conv  # the next one
+    old = await repo.begin_turn(pool, first, wa_id)
+    assert old.seen and old.replies is None  # its replies left: the next turn began after them
 
 
-async def test_a_turn_holds_the_conversation_until_it_ends(pool: asyncpg.Pool) -> None:
+async def test_a_turn_whose_conversation_changed_meanwhile_stores_nothing(
+    pool: asyncpg.Pool,
+) -> None:
+    wa_id, wamid = f"62812{secrets.randbelow(10**8):08d}", f"wamid.{secrets.token_hex(8)}"
+    start = await repo.begin_turn(pool, wamid, wa_id)
+    await repo.end_turn(pool, wa_id, start, Conversation(Step.VERIFIED), wamid, _replies("x"))
+    late = await repo.begin_turn(pool, f"{wamid}.late", wa_id)
+    async with pool.acquire() as conn:  # an operator's decision lands during the turn
+        await repo.save_conversation(conn, wa_id, Conversation(Step.IDLE, "id", {"by": "operator"}))
+    assert not await repo.end_turn(
+        pool, wa_id, late, Conversation(Step.ELIGIBLE), f"{wamid}.late", _replies("y")
+    )
+    now = await repo.begin_turn(pool, f"{wamid}.late", wa_id)
+    assert not now.seen  # the message id was not stored either: its turn runs again
+    assert now.conversation == Conversation(Step.IDLE, "id", {"by": "operator"})
+
+
+async def test_two_new_turns_of_a_new_user_store_one(pool: asyncpg.Pool) -> None:
     wa_id = f"62812{secrets.randbelow(10**8):08d}"
-    async with pool.acquire() as first, first.transaction():
-        await repo.begin_turn(first, f"wamid.{secrets.token_hex(8)}", wa_id)
-        await repo.end_turn(first, wa_id, Conversation(Step.VERIFIED), "s", "NOTIFIER", [])
-    async with pool.acquire() as first, pool.acquire() as second, first.transaction():
-        await repo.begin_turn(first, f"wamid.{secrets.token_hex(8)}", wa_id)
-        async with second.transaction():
-            await second.execute("SET LOCAL lock_timeout = '200ms'")
-            with pytest.raises(asyncpg.exceptions.LockNotAvailableError):
-                await repo.begin_turn(second, f"wamid.{secrets.token_hex(8)}", wa_id)
+    a = await repo.begin_turn(pool, "wamid.a", wa_id)
+    b = await repo.begin_turn(pool, "wamid.b", wa_id)
+    assert await repo.end_turn(pool, wa_id, a, Conversation(Step.ASK_NAKES), "wamid.a", _replies())
+    assert not await repo.end_turn(
+        pool, wa_id, b, Conversation(Step.ASK_NAKES), "wamid.b", _replies()
+    )
