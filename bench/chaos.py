@@ -13,8 +13,8 @@ facilities and enough seats with `vaksin registry|facilities|sessions import`, t
 - runs N journeys, started evenly over `--ramp` seconds (default: the fault window and 30 s for
   the rolling restart, so that every fault meets journeys under way): each user
   sends `VAKSIN`, presses "yes, I am a health worker" (`nakes.yes`), types the last 6 digits of
-  the NIK, answers the screening checklist with "none apply" (`scr.none`), accepts the proposed
-  place (`loc.ok`) and time (`slot.ok`), and waits for the QR ticket image and the video. Every
+  the NIK, answers the screening checklist with "none apply" (`scr.none`), confirms the place
+  and time offered with it (`slot.ok`), and waits for the QR ticket image and the video. Every
   message is a signed webhook posted again (short backoff) until it is answered 200, as Meta does;
   the next message goes once the reply that ends the turn (the next question) has reached the
   fake, after a think time. A user who gets no answer does not write again: they wait (a turn
@@ -431,13 +431,12 @@ class Step:
 
 
 def script(worker: Worker) -> list[Step]:
-    """The happy path (tests/e2e/test_booking_flow.py): six turns, then the ticket and video."""
+    """The happy path (tests/e2e/test_booking_flow.py): five turns, then the ticket and video."""
     return [
         Step("keyword", "VAKSIN", None, has_button("nakes.yes")),
         Step("nakes", "Ya", "nakes.yes", says(ASK_SUFFIX, exactly=True)),
         Step("suffix", worker.suffix, None, has_button("scr.none")),
-        Step("screening", "Tidak ada", "scr.none", has_button("loc.ok")),
-        Step("place", "Ya, di sini", "loc.ok", has_button("slot.ok")),
+        Step("screening", "Tidak ada", "scr.none", has_button("slot.ok")),  # place and time
         Step("time", "Ya", "slot.ok", says(CONFIRMED)),
     ]
 

@@ -19,7 +19,7 @@ Modes:
             the answers: no coordinated omission); latency from the *scheduled* time to the
             first reply to that number at the fake.
   later     closed loop per user: registered health workers walk VAKSIN -> nakes.yes -> NIK
-            suffix -> scr.none -> loc.ok -> slot.ok, each message sent as soon as the previous
+            suffix -> scr.none -> slot.ok, each message sent as soon as the previous
             turn's replies (1 or 2) have arrived; a user who is done starts over as a new one.
             Latency from the POST to the turn's last reply.
   journeys  N registered users start within one second and walk VAKSIN to the ticket (QR image
@@ -744,8 +744,7 @@ JOURNEY = (
     TurnSpec("VAKSIN", "VAKSIN", None, 1, "nakes.yes"),
     TurnSpec("nakes.yes", "Ya", "nakes.yes", 1, None),
     TurnSpec("suffix", "", None, 2, "scr.none"),  # verified + the screening summary
-    TurnSpec("scr.none", "Tidak ada", "scr.none", 2, "loc.ok"),  # outcome + the location
-    TurnSpec("loc.ok", "Ya", "loc.ok", 1, "slot.ok"),  # the earliest session, a seat held
+    TurnSpec("scr.none", "Tidak ada", "scr.none", 2, "slot.ok"),  # outcome + place and time, held
     TurnSpec("slot.ok", "Ya", "slot.ok", 1, "*terkonfirmasi*"),  # booked; the ticket follows
 )
 

@@ -210,6 +210,7 @@ async def _decide_submission(
                 outcome=IntakeOutcome.DUPLICATE_OPEN,
                 intake_id=own.id,
                 masked_nik=own.record.masked_nik,
+                submitted_at=own.created_at,
             ),
             False,
         )
@@ -235,7 +236,10 @@ async def _decide_submission(
         IDENTITY.name,
     )
     result = IntakeSubmitResult(
-        outcome=IntakeOutcome.SUBMITTED, intake_id=stored.id, masked_nik=record.masked_nik
+        outcome=IntakeOutcome.SUBMITTED,
+        intake_id=stored.id,
+        masked_nik=record.masked_nik,
+        submitted_at=stored.created_at,
     )
     return result, True
 

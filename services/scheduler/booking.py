@@ -70,16 +70,32 @@ async def facility(pool: asyncpg.Pool, code: str) -> Facility:
 
 async def search_facilities(
     pool: asyncpg.Pool, req: FacilitySearchRequest
-) -> tuple[list[Facility], int]:
-    terms = search.terms(req.query)
+) -> tuple[list[Facility], int, bool]:
+    """The facilities having every word typed (`total` of them), else the few closest ones
+    (`approximate`); see search.py."""
+    query = search.checked(req.query)
+    regency = (req.regency or "").strip() or None
     async with pool.acquire() as conn:
-        return await repo.search_facilities(
+        terms = search.terms(await repo.search_normalize(conn, query))
+        found, total = await repo.search_facilities(
             conn,
-            [search.like_pattern(w) for w in terms.words],
+            [search.like_pattern(w) for w in terms.required],
+            optional=[search.like_pattern(w) for w in terms.optional],
             exact=terms.exact,
-            regency=(req.regency or "").strip() or None,
+            regency=regency,
             limit=req.limit,
         )
+        if total:
+            return found, total, False
+        async with conn.transaction():
+            similar = await repo.similar_facilities(
+                conn,
+                terms.required,
+                threshold=search.SIMILARITY,
+                regency=regency,
+                limit=min(req.limit, search.SIMILAR_ROWS),
+            )
+        return similar, len(similar), True
 
 
 async def nearby(pool: asyncpg.Pool, req: NearbyRequest, now: datetime) -> list[NearbyFacility]:

@@ -106,8 +106,8 @@ async def facilities_nearby(body: NearbyRequest, pool: Pool) -> NearbyReply:
 
 async def facilities_search(body: FacilitySearchRequest, pool: Pool) -> FacilitySearchReply:
     async def work() -> FacilitySearchReply:
-        found, total = await booking.search_facilities(pool, body)
-        return FacilitySearchReply(facilities=found, total=total)
+        found, total, approximate = await booking.search_facilities(pool, body)
+        return FacilitySearchReply(facilities=found, total=total, approximate=approximate)
 
     return await _answer("facilities_search", FacilitySearchReply, work)
 

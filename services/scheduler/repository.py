@@ -148,34 +148,68 @@ async def facility(conn: asyncpg.Connection, code: str) -> Facility | None:
     return _facility(row) if row else None
 
 
-# The expression of facility_search_idx (migrations/0002): written the same, or it is not used.
-_SEARCHED = "lower(f.name || ' ' || f.address || ' ' || f.regency)"
+async def search_normalize(conn: asyncpg.Connection, query: str) -> str:
+    """What the user typed in the canonical form of `facility.search_text` (migrations/0003)."""
+    return await conn.fetchval("SELECT scheduler.search_normalize($1)", query)
 
 
 async def search_facilities(
     conn: asyncpg.Connection,
     patterns: Sequence[str],
     *,
+    optional: Sequence[str] = (),
     exact: str,
     regency: str | None,
     limit: int,
 ) -> tuple[list[Facility], int]:
-    """Facilities whose name, address or regency match every LIKE pattern (lowercase), the one
-    named `exact` first, then by name; and how many matched before `limit`."""
+    """Facilities whose canonical text matches every LIKE pattern: the one named `exact` first,
+    then those matching more of the `optional` patterns, then by name; and how many matched
+    before `limit`."""
     # One condition per word, not `LIKE ALL($n)`: a GIN index cannot answer an array operator.
-    matches = " AND ".join(f"{_SEARCHED} LIKE ${i}" for i in range(4, 4 + len(patterns)))
+    matches = " AND ".join(f"f.search_text LIKE ${i}" for i in range(5, 5 + len(patterns)))
     rows = await conn.fetch(
         f"""SELECT {_FACILITY}, count(*) OVER () AS total
             FROM scheduler.facility f
             WHERE {matches} AND ($2::text IS NULL OR lower(f.regency) = lower($2))
-            ORDER BY lower(f.name) = $1 DESC, f.name, f.code
+            ORDER BY scheduler.search_normalize(f.name) = $1 DESC,
+                     (SELECT count(*) FROM unnest($4::text[]) p WHERE f.search_text LIKE p) DESC,
+                     f.name, f.code
             LIMIT $3""",
         exact,
         regency,
         limit,
+        list(optional),
         *patterns,
     )
     return [_facility(r) for r in rows], rows[0]["total"] if rows else 0
+
+
+async def similar_facilities(
+    conn: asyncpg.Connection,
+    words: Sequence[str],
+    *,
+    threshold: float,
+    regency: str | None,
+    limit: int,
+) -> list[Facility]:
+    """Facilities whose canonical text has, for every word, an extent similar to it (pg_trgm word
+    similarity at least `threshold`): the most similar first. Run in a transaction: the
+    threshold is set for it alone."""
+    await conn.execute(f"SET LOCAL pg_trgm.word_similarity_threshold = {float(threshold)}")
+    # `<%` (not word_similarity() >= x) so that the trigram index answers it.
+    close = " AND ".join(f"${i} <% f.search_text" for i in range(3, 3 + len(words)))
+    score = " + ".join(f"word_similarity(${i}, f.search_text)" for i in range(3, 3 + len(words)))
+    rows = await conn.fetch(
+        f"""SELECT {_FACILITY}
+            FROM scheduler.facility f
+            WHERE {close} AND ($1::text IS NULL OR lower(f.regency) = lower($1))
+            ORDER BY {score} DESC, f.name, f.code
+            LIMIT $2""",
+        regency,
+        limit,
+        *words,
+    )
+    return [_facility(r) for r in rows]
 
 
 async def nearby(

@@ -31,6 +31,7 @@ from services.scheduler.app import build_host as build_scheduler
 from services.scheduler.cli import import_facilities_file, import_sessions_file
 from services.screening.app import build_host as build_screening
 from services.ticketing.app import build_host as build_ticketing
+from tests.languages import mixed, visible_texts
 
 BUILDERS = {
     "identity": build_identity,
@@ -224,6 +225,18 @@ def body_of(reply: dict) -> str:
     return json.dumps(body)
 
 
+def assert_no_reply_mixes_languages(fake: FakeGraph) -> None:
+    """Every transcript of every end-to-end test: no message sent mixes Bahasa Indonesia and
+    English (tests/languages.py), whichever language its user chose."""
+    mixing = [
+        (sent["to"], text)
+        for sent in fake.sent
+        for text in [" ".join(visible_texts(sent["body"]))]
+        if mixed(text)
+    ]
+    assert not mixing, mixing
+
+
 @pytest.fixture
 async def system(settings: Settings) -> AsyncIterator[System]:
     fake = FakeGraph()
@@ -241,6 +254,7 @@ async def system(settings: Settings) -> AsyncIterator[System]:
             for host in hosts.values():
                 await host.start()
             yield system
+            assert_no_reply_mixes_languages(fake)
         finally:
             for host in reversed(list(system.hosts.values())):
                 await asyncio.shield(host.stop())

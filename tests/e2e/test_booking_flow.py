@@ -1,5 +1,7 @@
-"""From `VAKSIN` to a confirmed booking in six user turns, then STATUS, UBAH and BATAL, all through
-the webhook; seats are counted by the scheduler on the real database."""
+"""From `VAKSIN` to a confirmed booking in five user turns (place and earliest time come in one
+message, a seat held), then STATUS, UBAH and BATAL, and every way out of the offer (another time,
+another place), all through the webhook; seats are counted by the scheduler on the real
+database."""
 
 from __future__ import annotations
 
@@ -32,36 +34,45 @@ async def turn_replies(system: System, phone: str, text: str = "",
     return (await system.replies(phone, before + count))[before:]
 
 
-async def eligible_at_location(system: System, tmp_path: Path, facility: str) -> Person:
+async def eligible_with_offer(system: System, tmp_path: Path, facility: str) -> Person:
+    """Four turns: registered, verified, screened eligible, and offered the assigned facility's
+    earliest time (a seat held) in the same reply."""
+    nakes, _ = await offered(system, tmp_path, facility)
+    return nakes
+
+
+async def offered(system: System, tmp_path: Path, facility: str) -> tuple[Person, dict]:
+    """The person after four turns and the offer they see."""
     nakes = new_person(facility_code=facility)
     await system.register(nakes, tmp=tmp_path)
     await system.turn(nakes.phone, "VAKSIN")  # 1
     await system.turn(nakes.phone, reply_id="nakes.yes")  # 2
     await turn_replies(system, nakes.phone, nakes.suffix, count=2)  # 3: verified + conditions
-    outcome, location = await turn_replies(system, nakes.phone, "", "scr.none", count=2)  # 4
+    outcome, offer = await turn_replies(system, nakes.phone, "", "scr.none", count=2)  # 4
     assert "*dapat* melanjutkan" in body_of(outcome)
-    assert buttons(location) == ["loc.ok", "loc.other"] and f"Puskesmas {facility}" in body_of(
-        location
-    )
-    return nakes
+    assert f"Puskesmas {facility}" in body_of(offer)
+    return nakes, offer
 
 
 def facility_code() -> str:
     return f"T{secrets.token_hex(3).upper()}"
 
 
-async def test_six_turns_from_keyword_to_confirmed_booking(system: System, tmp_path: Path) -> None:
+async def test_five_turns_from_keyword_to_confirmed_booking(system: System, tmp_path: Path) -> None:
     code = facility_code()
     later = TOMORROW + timedelta(days=3)
     await system.add_facility(
         code, tmp_path, [(later, "13:00", "15:00", 5), (TOMORROW, "08:00", "12:00", 5)]
     )
-    nakes = await eligible_at_location(system, tmp_path, code)
-    offer = await system.turn(nakes.phone, "", "loc.ok")  # 5: the earliest session, seat held
-    assert buttons(offer) == ["slot.ok", "slot.other"]
+    # Turns 1-4: VAKSIN, health worker, suffix, "none apply" -> eligible, with place and time.
+    nakes, offer = await offered(system, tmp_path, code)
+    assert buttons(offer) == ["slot.ok", "slot.other", "loc.other"]
+    assert f"Jl. Merdeka {code}" in body_of(offer)
     assert TOMORROW.strftime("%d-%m-%Y") in body_of(offer) and "08:00-12:00" in body_of(offer)
-    confirmed = await system.turn(nakes.phone, "", "slot.ok")  # 6
+    confirmed = await system.turn(nakes.phone, "", "slot.ok")  # 5
     assert "*terkonfirmasi*" in body_of(confirmed)
+    said = [m for m in system.fake.messages_to(nakes.phone) if m["body"]["type"] != "video"]
+    assert len([m for m in said if m["body"]["type"] != "image"]) == 7  # 5 turns, 7 replies
     assert nakes.nik not in body_of(confirmed)
     ticket = await system.ticket_sent(nakes.phone)  # then the QR ticket and the video
     assert TOMORROW.strftime("%d-%m-%Y") not in body_of(ticket)  # the caption writes it out
@@ -77,8 +88,7 @@ async def test_reschedule_then_cancel(system: System, tmp_path: Path) -> None:
     await system.add_facility(
         code, tmp_path, [(TOMORROW, "08:00", "12:00", 3), (later, "13:00", "15:00", 3)]
     )
-    nakes = await eligible_at_location(system, tmp_path, code)
-    await system.turn(nakes.phone, "", "loc.ok")
+    nakes = await eligible_with_offer(system, tmp_path, code)
     await system.turn(nakes.phone, "ya")  # typed confirmation
     await system.ticket_sent(nakes.phone)
     listing = await system.turn(nakes.phone, "UBAH")
@@ -100,9 +110,34 @@ async def test_a_full_facility_offers_others_in_the_regency(system: System, tmp_
     regency = f"Kab. Uji {full}"  # a regency of their own: the list holds only these two
     await system.add_facility(full, tmp_path, [], regency=regency)
     await system.add_facility(other, tmp_path, [(TOMORROW, "09:00", "11:00", 2)], regency=regency)
-    nakes = await eligible_at_location(system, tmp_path, full)
-    said = await turn_replies(system, nakes.phone, "", "loc.ok", count=2)
-    assert "penuh" in body_of(said[0])
-    assert f"loc.{other}" in rows(said[1])
+    nakes = new_person(facility_code=full)
+    await system.register(nakes, tmp=tmp_path)
+    await system.turn(nakes.phone, "VAKSIN")
+    await system.turn(nakes.phone, reply_id="nakes.yes")
+    await turn_replies(system, nakes.phone, nakes.suffix, count=2)
+    outcome, said, listing = await turn_replies(system, nakes.phone, "", "scr.none", count=3)
+    assert "*dapat* melanjutkan" in body_of(outcome) and "penuh" in body_of(said)
+    assert f"loc.{other}" in rows(listing)
     offer = await system.turn(nakes.phone, "", f"loc.{other}")
     assert f"Puskesmas {other}" in body_of(offer)
+    assert "*terkonfirmasi*" in body_of(await system.turn(nakes.phone, "1"))
+
+
+async def test_the_offer_leads_to_another_time_or_another_place(
+    system: System, tmp_path: Path
+) -> None:
+    assigned, other = facility_code(), facility_code()
+    regency = f"Kab. Uji {assigned}"
+    later = TOMORROW + timedelta(days=2)
+    sessions = [(TOMORROW, "08:00", "12:00", 5), (later, "13:00", "15:00", 5)]
+    await system.add_facility(assigned, tmp_path, sessions, regency=regency)
+    await system.add_facility(other, tmp_path, [(later, "09:00", "11:00", 2)], regency=regency)
+    nakes = await eligible_with_offer(system, tmp_path, assigned)
+
+    times = await system.turn(nakes.phone, "", "slot.other")
+    assert len(rows(times)) == 2
+    places = await system.turn(nakes.phone, "lokasi lain")  # typed: another place after all
+    assert rows(places) == [f"loc.{assigned}", f"loc.{other}"]
+    offer = await system.turn(nakes.phone, "2")
+    assert f"Puskesmas {other}" in body_of(offer) and later.strftime("%d-%m-%Y") in body_of(offer)
+    assert "*terkonfirmasi*" in body_of(await system.turn(nakes.phone, "", "slot.ok"))

@@ -97,3 +97,29 @@ async def test_unlisted_worker_finds_the_workplace_by_name_and_picks_it_from_a_l
     finally:
         await conn.close()
     assert facility == codes[1]
+
+
+async def test_abbreviations_and_a_typo_still_find_the_workplace(
+    system: System, tmp_path: Path
+) -> None:
+    token = secrets.token_hex(3)
+    regency = f"Kab. Uji {token}"
+    codes = await add_facilities(
+        system, tmp_path, regency, ["Puskesmas Kecamatan Cengkareng", "RSUD Cibinong"]
+    )
+    person = new_person("Dewi Anggraini")  # not imported: unlisted
+    phone = person.phone
+    await system.turn(phone, "VAKSIN")
+    await system.turn(phone, reply_id="nakes.yes")
+    await system.turn(phone, person.nik)  # the NIK at once: "register" and the NIK
+    await system.turn(phone, person.name)
+    await system.turn(phone, "", "prof.bidan")
+
+    # A typo: the closest facility is listed to pick, never taken unasked.
+    closest = await system.turn(phone, f"pkm cengkarang {token}")
+    assert "cocok persis" in body_of(closest)
+    rows = closest["body"]["interactive"]["action"]["sections"][0]["rows"]
+    assert [r["id"] for r in rows] == [f"fac.{codes[0]}"]
+    # Abbreviations for the words they stand for: one match goes to the read-back.
+    read_back = await system.turn(phone, f"Rumah Sakit Cibinong, Kabupaten Uji {token}")
+    assert f"RSUD Cibinong ({codes[1]})" in body_of(read_back)

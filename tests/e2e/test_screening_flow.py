@@ -132,3 +132,40 @@ async def test_restart_mid_questionnaire_keeps_the_answers(system: System, tmp_p
     await system.restart("dialog")
     third = await system.turn(nakes.phone, "tidak")
     assert is_question(third) and body_of(third) not in (body_of(first), body_of(second))
+
+
+async def test_a_date_typed_at_the_covid_question_is_yes_plus_the_recovery_date(
+    system: System, tmp_path: Path
+) -> None:
+    nakes = await verified(system, tmp_path, FEBRUARY)
+    recovered = date(2020, 12, 21)
+    answer, reply_id = "", "scr.some"
+    for _ in range(40):
+        reply = await system.turn(nakes.phone, answer, reply_id)
+        question, reply_id = body_of(reply), None
+        assert is_question(reply), question
+        assert "HH-BB-TTTT" not in question, "the recovery date was given with the yes"
+        if "covid" in question.lower() and "kontak" not in question and "serumah" not in question:
+            break
+        answer = "tidak"
+    else:
+        raise AssertionError("no COVID-19 question")
+    # The date where yes/no stands: "yes, I had it", and the date its follow-up asks.
+    _, outcome = await walk_from(system, nakes.phone, recovered.strftime("%d-%m-%Y"))
+    assert "*ditunda*" in outcome and "21-03-2021" in outcome
+
+
+async def walk_from(system: System, phone: str, first: str) -> tuple[list[str], str]:
+    """Send `first`, then answer "tidak" to every question until the outcome."""
+    answer: str = first
+    asked: list[str] = []
+    for _ in range(40):
+        sent_before = len(system.fake.messages_to(phone))
+        reply = await system.turn(phone, answer)
+        if not is_question(reply):
+            assert "Ringkasan" in body_of(reply)
+            return asked, body_of((await system.replies(phone, sent_before + 2))[sent_before + 1])
+        asked.append(body_of(reply))
+        assert "HH-BB-TTTT" not in body_of(reply)
+        answer = "tidak"
+    raise AssertionError("the questionnaire never ended")

@@ -15,7 +15,7 @@ import pytest
 
 from services.stats_cli import SOURCES, run_stats
 from tests.e2e.conftest import System
-from tests.e2e.test_booking_flow import eligible_at_location, facility_code
+from tests.e2e.test_booking_flow import eligible_with_offer, facility_code
 
 pytestmark = pytest.mark.servers
 
@@ -48,8 +48,7 @@ async def test_stats_show_what_a_booking_through_the_chat_changed(
         (TOMORROW + timedelta(days=2), "13:00", "15:00", 5),
     ]
     await system.add_facility(facility, tmp_path, sessions)
-    nakes = await eligible_at_location(system, tmp_path, facility)  # registered, screened eligible
-    await system.turn(nakes.phone, "", "loc.ok")  # a seat held
+    nakes = await eligible_with_offer(system, tmp_path, facility)  # screened, a seat held
     await system.turn(nakes.phone, "", "slot.ok")  # and booked
     await system.ticket_sent(nakes.phone)
     after = await stats_json(system)

@@ -24,7 +24,7 @@ from PIL import Image
 from services.common.clock import WIB, jakarta_today
 from services.ticketing.desk_api import clock_key
 from tests.e2e.conftest import Person, System, body_of
-from tests.e2e.test_booking_flow import eligible_at_location, facility_code, rows
+from tests.e2e.test_booking_flow import eligible_with_offer, facility_code, rows
 
 pytestmark = pytest.mark.servers
 
@@ -81,8 +81,7 @@ async def booked(system: System, tmp_path: Path, extra: list | None = None) -> t
     code = facility_code()
     sessions = [(TOMORROW, "08:00", "12:00", 5), *(extra or [])]
     await system.add_facility(code, tmp_path, sessions)
-    nakes = await eligible_at_location(system, tmp_path, code)
-    await system.turn(nakes.phone, "", "loc.ok")
+    nakes = await eligible_with_offer(system, tmp_path, code)
     confirmed = await system.turn(nakes.phone, "", "slot.ok")
     assert "*terkonfirmasi*" in body_of(confirmed)
     await system.ticket_sent(nakes.phone)  # the ticket and its video, before the next turn
@@ -249,8 +248,7 @@ async def test_a_booking_made_while_identity_is_down_gets_its_ticket_once_it_is_
     with a delay (not dropped, not ticketed without the name) until identity answers."""
     code = facility_code()
     await system.add_facility(code, tmp_path, [(TOMORROW, "08:00", "12:00", 5)])
-    nakes = await eligible_at_location(system, tmp_path, code)
-    await system.turn(nakes.phone, "", "loc.ok")
+    nakes = await eligible_with_offer(system, tmp_path, code)
     async with system.stopped("identity"):
         confirmed = await system.turn(nakes.phone, "", "slot.ok")
         assert "*terkonfirmasi*" in body_of(confirmed)

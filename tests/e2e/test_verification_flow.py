@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import re
+import secrets
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,9 @@ pytestmark = pytest.mark.servers
 
 
 async def test_happy_path_from_keyword_to_verified(system: System, tmp_path: Path) -> None:
-    nakes = new_person("Siti Rahmawati")
+    code = f"T{secrets.token_hex(3).upper()}"
+    await system.add_facility(code, tmp_path, [])
+    nakes = new_person("Siti Rahmawati", facility_code=code)
     await system.register(nakes, tmp=tmp_path)
 
     greeting = await system.turn(nakes.phone, "VAKSIN")
@@ -35,7 +38,8 @@ async def test_happy_path_from_keyword_to_verified(system: System, tmp_path: Pat
     verified = await system.turn(nakes.phone, nakes.suffix)
     text = body_of(verified)
     assert "terverifikasi" in text
-    assert "S*** R********" in text and nakes.facility_code in text
+    assert "S*** R********" in text and "Profesi: Perawat" in text
+    assert f"Fasilitas kesehatan: Puskesmas {code}" in text  # by its name, not its code
     assert nakes.nik not in text and nakes.name not in text
 
 
@@ -62,13 +66,15 @@ async def test_five_wrong_suffixes_lock_the_number_and_the_right_one_is_refused(
     locked = body_of(await system.turn(nakes.phone, wrong))
     assert "dikunci" in locked and "119 ext 9" in locked
 
-    # Locked: starting again is refused before any suffix is asked, and the right suffix is not
-    # taken as one (the conversation is no longer waiting for it).
-    await system.turn(nakes.phone, "VAKSIN")
-    refused = body_of(await system.turn(nakes.phone, reply_id="nakes.yes"))
-    assert "dikunci" in refused
-    after = body_of(await system.turn(nakes.phone, nakes.suffix))
-    assert "terverifikasi" not in after
+    until = re.search(r"\d\d-\d\d-\d{4} \d\d:\d\d", locked)
+    assert until is not None
+
+    # Locked: every message hears it, until when and where to get help; the right suffix is
+    # not verified, and nothing is "not understood".
+    for typed in ("VAKSIN", nakes.suffix, "halo", "STATUS"):
+        again = body_of(await system.turn(nakes.phone, typed))
+        assert "masih dikunci" in again and until.group() in again and "119 ext 9" in again
+        assert "terverifikasi" not in again and "tidak mengerti" not in again
 
 
 async def test_number_not_in_registry_is_offered_intake_or_told_where_to_go(system: System) -> None:

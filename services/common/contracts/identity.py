@@ -144,6 +144,11 @@ class IntakeSubmitResult(BaseModel):
     )
     code: str | None = Field(default=None, description="invalid: why (for a NIK as check_nik)")
     detail: str | None = Field(default=None, description="English, for logs and developers")
+    submitted_at: datetime | None = Field(
+        default=None,
+        description="submitted / duplicate_open: when the request waiting for an operator was "
+        "submitted",
+    )
     error: str | None = None
 
 

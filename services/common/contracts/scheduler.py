@@ -111,11 +111,14 @@ FACILITY_QUERY_MAX = 80
 
 
 class FacilitySearchRequest(BaseModel):
-    """Facilities found by what a user typed: every word of `query` (case-insensitive, punctuation
-    around a word ignored) must occur in the facility's name, address or regency, so a regency
-    typed after the name ("puskesmas tebet jakarta selatan") narrows the search. The exact name
-    comes first, then by name. A query outside 3..80 characters (after trimming) is refused with
-    `invalid`."""
+    """Facilities found by what a user typed. Words are compared in a canonical form: any case,
+    punctuation ignored, abbreviations (`PKM`, `Pusk.`, `RS`, `RSUD`, `Kab.`, ...) equal to the
+    words they stand for. Every word of `query` must occur in the facility's name, address or
+    regency, so a regency typed after the name ("puskesmas tebet jakarta selatan") narrows the
+    search; region words (`kabupaten`, `kota`, `provinsi`) may be missing and only rank. The exact
+    name comes first, then by name. When no facility has every word, the few closest ones by
+    trigram similarity are answered with `approximate` (typos). A query outside 3..80 characters
+    (after trimming) is refused with `invalid`."""
 
     query: str = Field(description="3 to 80 characters after trimming; otherwise `invalid`")
     regency: str | None = Field(
@@ -127,6 +130,11 @@ class FacilitySearchRequest(BaseModel):
 class FacilitySearchReply(BaseModel):
     facilities: list[Facility] = Field(default_factory=list, description="at most `limit`")
     total: int = Field(default=0, description="how many matched, before the limit")
+    approximate: bool = Field(
+        default=False,
+        description="no facility has every word: `facilities` are the closest (at most 5), "
+        "most similar first, and `total` is their number",
+    )
     error: str | None = None
 
 

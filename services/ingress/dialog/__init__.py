@@ -1,7 +1,9 @@
 """The conversation as a pure state machine: (conversation, what the user sent) -> next decision.
 
 Commands (`VAKSIN`, `BANTUAN`, `STATUS`, `EN`/`ID`, ...) work in every step; otherwise the step
-the user is in decides. Typed words work wherever a button does.
+the user is in decides. Typed words work wherever a button does. No message meets silence or a
+plain "not understood" where the user is in a state of their own: a locked number hears until
+when and where to get help, a request waiting for an operator hears since when and what next.
 """
 
 from __future__ import annotations
@@ -57,14 +59,23 @@ def handle(conv: Conversation, user: UserInput, *, request_id: str, ctx: Context
         said = [text(switched.lang, "language_set")]
         if switched.step in SCREENING_STEPS:
             return prepend(said, screening.relocalize(switched))
+        if switched.step == Step.LOCKED:
+            return prepend(said, registration.while_locked(switched, UserInput(), request_id, ctx))
         return Turn(switched, [*said, *prompt(switched)])
     if intent == Intent.HELP:
+        if conv.step == Step.LOCKED:
+            helped = [text(lang, "help")]
+            return prepend(helped, registration.while_locked(conv, UserInput(), request_id, ctx))
         return Turn(conv, [text(lang, "help"), *prompt(conv)])
+    if conv.step == Step.LOCKED:  # whatever they send, even VAKSIN or STATUS
+        return registration.while_locked(conv, user, request_id, ctx)
     if intent == Intent.START:
-        return _start(conv, ctx)
+        return _start(conv, request_id, ctx)
     if intent == Intent.STATUS:
         if conv.step == Step.BOOKED:
             return tickets.with_tickets(conv, scheduling.bookings(conv))
+        if conv.step == Step.INTAKE_WAITING:  # the status is all its prompt would say
+            return Turn(conv, [_status(conv)])
         return Turn(conv, [_status(conv), *prompt(conv)])
     if intent in (Intent.CANCEL, Intent.RESCHEDULE, Intent.TICKET):
         return _booking_command(conv, intent, request_id, ctx)
@@ -72,11 +83,11 @@ def handle(conv: Conversation, user: UserInput, *, request_id: str, ctx: Context
     person_id = str(conv.data.get("person_id", ""))
     match conv.step:
         case Step.ASK_NAKES:
-            return registration.on_nakes_answer(conv, user, ctx.wa_id)
+            return registration.on_nakes_answer(conv, user, request_id, ctx)
         case Step.ASK_SUFFIX:
-            return registration.on_suffix(conv, user, ctx.wa_id, request_id, ctx)
+            return registration.on_suffix(conv, user, request_id, ctx)
         case Step.SCREENING_SUMMARY:
-            return screening.on_summary_answer(conv, user, person_id, request_id)
+            return screening.on_summary_answer(conv, user, person_id, request_id, ctx)
         case Step.SCREENING_QUESTION:
             return screening.on_question_answer(conv, user, person_id, request_id, ctx)
         case Step.INTAKE_OFFER:
@@ -91,6 +102,8 @@ def handle(conv: Conversation, user: UserInput, *, request_id: str, ctx: Context
             return intake.on_facility(conv, user)
         case Step.INTAKE_CONFIRM:
             return intake.on_confirm(conv, user, request_id, ctx.wa_id)
+        case Step.INTAKE_WAITING:
+            return Turn(conv, [intake.waiting(conv)])
         case Step.LOCATION:
             return scheduling.on_location_answer(conv, user, request_id, ctx)
         case Step.LOCATION_LIST:
@@ -113,19 +126,23 @@ def _booking_command(conv: Conversation, intent: Intent, request_id: str, ctx: C
     return tickets.resend(conv)
 
 
-def _start(conv: Conversation, ctx: Context) -> Decision:
+def _start(conv: Conversation, request_id: str, ctx: Context) -> Decision:
     """`VAKSIN`: start, or carry on from wherever the user is."""
     lang = conv.lang
     match conv.step:
         case Step.VERIFIED | Step.NOT_ELIGIBLE | Step.REFERRED:
-            said = [text(lang, "already_verified", **registration.summary(conv))]
-            return prepend(said, screening.begin(conv, ctx))
+
+            def begin(named: Conversation) -> Decision:
+                said = [text(lang, "already_verified", **registration.summary(named))]
+                return prepend(said, screening.begin(named, ctx))
+
+            return registration.with_facility_name(conv, begin)
         case step if step in (*INTAKE_STEPS, *SCREENING_STEPS, *SCHEDULING_STEPS):
             return Turn(conv, [text(lang, "resume"), *prompt(conv)])
         case Step.INTAKE_WAITING:
-            return Turn(conv, [text(lang, "intake_waiting", nik=conv.data.get("masked_nik", "-"))])
+            return Turn(conv, [intake.waiting(conv)])
         case Step.ELIGIBLE:
-            return scheduling.propose_location(conv)
+            return scheduling.offer_assigned(conv, request_id, ctx)
         case Step.BOOKED:
             return scheduling.bookings(conv)
         case Step.POSTPONED:
@@ -145,7 +162,7 @@ def prompt(conv: Conversation) -> list[OutboundMessage]:
         return [text(conv.lang, "ask_suffix")]
     if conv.step in SCHEDULING_STEPS:
         return scheduling.prompt(conv)
-    if conv.step in INTAKE_STEPS:
+    if conv.step in (*INTAKE_STEPS, Step.INTAKE_WAITING):
         return intake.prompt(conv)
     return screening.prompt(conv)
 
@@ -158,7 +175,7 @@ def _status(conv: Conversation) -> OutboundMessage:
                      *SCHEDULING_STEPS):  # fmt: skip
         return text(lang, "status_pending")
     if conv.step == Step.INTAKE_WAITING:
-        return text(lang, "intake_waiting", nik=conv.data.get("masked_nik", "-"))
+        return intake.waiting(conv)
     key = {
         Step.VERIFIED: "already_verified",
         Step.ELIGIBLE: "already_eligible",

@@ -4,8 +4,12 @@ verification queue. Their decision arrives later as `identity.evt.intake_decided
 `services/ingress/intake_decisions.py`).
 
 The workplace is typed as a facility code or searched by name (words of the name, address or
-regency; scheduler.rpc.facilities_search): one match is taken, up to 10 are listed (`fac.<code>`,
-picked by tap, row number or code), more ask for more words.
+regency, abbreviations understood; scheduler.rpc.facilities_search): one match is taken, up to 10
+are listed (`fac.<code>`, picked by tap, row number or code), more ask for more words; when none
+has every word, the closest few (typos) are listed to pick from, never taken unasked.
+
+The 16-digit NIK typed where "register now?" stands is taken as "yes" plus the NIK. While the
+request waits for an operator, every message is told since when and what happens next.
 
 The NIK typed by the user is kept in the conversation only until the request is submitted.
 """
@@ -13,7 +17,9 @@ The NIK typed by the user is kept in the conversation only until the request is 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
+from services.common.clock import WIB
 from services.common.contracts.identity import (
     PROFESSIONS,
     CheckNikRequest,
@@ -58,6 +64,7 @@ from services.ingress.dialog.model import (
     text,
 )
 
+NIK_DIGITS = 16
 _NAME = re.compile(r"^[^\W\d_][^\d_]{1,99}$")  # letters, spaces, dots, apostrophes, hyphens
 _CODE = re.compile(r"^[A-Za-z0-9._-]{1,32}$")
 _NO_LIST = {"rows": None, "list_intro": None, "list_kind": None}  # no workplace list shown
@@ -79,7 +86,9 @@ def _offer_question(lang: str) -> ButtonsMessage:
     )
 
 
-def on_offer_answer(conv: Conversation, user: UserInput) -> Turn:
+def on_offer_answer(conv: Conversation, user: UserInput) -> Decision:
+    if user.is_number(NIK_DIGITS):  # the NIK typed at once: "yes", and the next answer
+        return on_nik(conv.at(Step.INTAKE_NIK), user)
     if user.intent == Intent.YES:
         return Turn(conv.at(Step.INTAKE_NIK), [text(conv.lang, "intake_ask_nik")])
     if user.intent == Intent.NO:
@@ -168,14 +177,15 @@ def _after_search(conv: Conversation, reply: FacilitySearchReply) -> Turn:
     lang, unlisted = conv.lang, conv.at(conv.step, **_NO_LIST)
     if reply.error and error_code(reply.error) != ErrorCode.INVALID:
         return Turn(conv, [text(lang, "busy")])
-    if reply.total == 1 and reply.facilities:
+    if reply.total == 1 and reply.facilities and not reply.approximate:
         return _take(conv, reply.facilities[0])
-    if reply.total > LIST_ROWS:
+    if reply.total > LIST_ROWS and not reply.approximate:
         return Turn(unlisted, [text(lang, "intake_facility_too_many", count=reply.total)])
     if not reply.facilities:
         return Turn(unlisted, [text(lang, "intake_facility_unknown")])
+    intro = "intake_facility_closest" if reply.approximate else "intake_facility_list_intro"
     listing = conv.at(conv.step, rows=[_row(f) for f in reply.facilities],
-                      list_intro="intake_facility_list_intro", list_kind="workplaces")  # fmt: skip
+                      list_intro=intro, list_kind="workplaces")  # fmt: skip
     return Turn(listing, [list_message(listing)])
 
 
@@ -240,10 +250,14 @@ def on_confirm(conv: Conversation, user: UserInput, request_id: str, wa_id: str)
 def _after_submit(conv: Conversation, result: IntakeSubmitResult) -> Turn:
     lang = conv.lang
     # The NIK leaves the conversation with the request, whatever the outcome.
-    done = Conversation(Step.INTAKE_WAITING, lang, {"masked_nik": result.masked_nik})
+    since = result.submitted_at.isoformat() if result.submitted_at else None
+    done = Conversation(Step.INTAKE_WAITING, lang,
+                        {"masked_nik": result.masked_nik, "intake_since": since})  # fmt: skip
     match result.outcome:
-        case IntakeOutcome.SUBMITTED | IntakeOutcome.DUPLICATE_OPEN:
+        case IntakeOutcome.SUBMITTED:
             return Turn(done, [text(lang, "intake_submitted", nik=result.masked_nik or "-")])
+        case IntakeOutcome.DUPLICATE_OPEN:
+            return Turn(done, [waiting(done)])
         case IntakeOutcome.CANNOT_MATCH:
             return Turn(Conversation(Step.IDLE, lang), [text(lang, "intake_cannot_match")])
         case IntakeOutcome.LIMIT_REACHED:
@@ -257,6 +271,16 @@ def _after_submit(conv: Conversation, result: IntakeSubmitResult) -> Turn:
             )
         case _:
             return Turn(conv, [text(lang, "busy")])
+
+
+def waiting(conv: Conversation) -> OutboundMessage:
+    """Where a request waiting for an operator stands: since when, and what happens next."""
+    nik = conv.data.get("masked_nik") or "-"
+    since = conv.data.get("intake_since")
+    if not since:  # a request submitted before its time was kept in the conversation
+        return text(conv.lang, "intake_waiting_undated", nik=nik)
+    when = datetime.fromisoformat(since).astimezone(WIB).strftime("%d-%m-%Y %H:%M")
+    return text(conv.lang, "intake_waiting", nik=nik, since=when)
 
 
 def prompt(conv: Conversation) -> list[OutboundMessage]:
@@ -276,4 +300,6 @@ def prompt(conv: Conversation) -> list[OutboundMessage]:
             return [text(lang, "intake_ask_facility")]
         case Step.INTAKE_CONFIRM:
             return [_read_back(conv)]
+        case Step.INTAKE_WAITING:
+            return [waiting(conv)]
     return []

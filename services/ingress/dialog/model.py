@@ -8,7 +8,7 @@ and calls `then` with the reply, until it reaches a `Turn`.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from enum import StrEnum
@@ -32,6 +32,7 @@ class Step(StrEnum):
     IDLE = "idle"  # nothing asked: keywords start things
     ASK_NAKES = "ask_nakes"  # "are you a health worker?"
     ASK_SUFFIX = "ask_suffix"  # "last 6 digits of your NIK"
+    LOCKED = "locked"  # too many wrong suffixes: every message is told until when (identity)
     INTAKE_OFFER = "intake_offer"  # not in the registry: "register as a health worker?"
     INTAKE_NIK = "intake_nik"
     INTAKE_NAME = "intake_name"
@@ -45,7 +46,7 @@ class Step(StrEnum):
     ELIGIBLE = "eligible"  # screened, no place yet (or none free)
     LOCATION = "location"  # "vaccinated at your facility?" (loc.ok / loc.other)
     LOCATION_LIST = "location_list"  # a list of facilities (loc.<code>)
-    SLOT = "slot"  # a seat is held: confirm (slot.ok) or see others (slot.other)
+    SLOT = "slot"  # place and time, a seat held: slot.ok / slot.other (times) / loc.other (places)
     SLOT_LIST = "slot_list"  # a list of sessions (slot.<session_id>)
     BOOKED = "booked"
     POSTPONED = "postponed"
@@ -66,7 +67,8 @@ class Intent(StrEnum):
     NO = "no"
     NONE_APPLY = "none_apply"
     SOME_APPLY = "some_apply"
-    OTHER_CHOICE = "other_choice"  # loc.other / slot.other: show me the alternatives
+    OTHER_CHOICE = "other_choice"  # slot.other: show me other times (at LOCATION: other places)
+    OTHER_PLACE = "other_place"  # loc.other: show me other places
     OTHER = "other"
 
 
@@ -94,13 +96,19 @@ KEYWORDS: dict[str, Intent] = {
     "intake.fix": Intent.NO,
     "loc.ok": Intent.YES,
     "slot.ok": Intent.YES,
-    "loc.other": Intent.OTHER_CHOICE,
+    "loc.other": Intent.OTHER_PLACE,
+    "lokasi lain": Intent.OTHER_PLACE,
+    "tempat lain": Intent.OTHER_PLACE,
+    "another place": Intent.OTHER_PLACE,
+    "other place": Intent.OTHER_PLACE,
     "slot.other": Intent.OTHER_CHOICE,
     "lain": Intent.OTHER_CHOICE,
     "lainnya": Intent.OTHER_CHOICE,
-    "lokasi lain": Intent.OTHER_CHOICE,
     "jadwal lain": Intent.OTHER_CHOICE,
+    "waktu lain": Intent.OTHER_CHOICE,
     "other": Intent.OTHER_CHOICE,
+    "other times": Intent.OTHER_CHOICE,
+    "another time": Intent.OTHER_CHOICE,
     "en": Intent.LANG_EN,
     "english": Intent.LANG_EN,
     "lang.en": Intent.LANG_EN,
@@ -161,6 +169,11 @@ class UserInput:
         """The text with the spaces, dots and dashes people put in numbers removed."""
         return re.sub(r"[\s.\-]", "", self.text)
 
+    def is_number(self, length: int) -> bool:
+        """The text is a number of exactly `length` digits (spaces, dots and dashes aside)."""
+        digits = self.digits
+        return len(digits) == length and digits.isascii() and digits.isdigit()
+
     @property
     def intent(self) -> Intent:
         if self.reply_id and self.reply_id in KEYWORDS:
@@ -196,7 +209,7 @@ class Ask:
 Decision = Turn | Ask
 
 
-def prepend(replies: list[OutboundMessage], decision: Decision) -> Decision:
+def prepend(replies: Sequence[OutboundMessage], decision: Decision) -> Decision:
     """The same decision, with `replies` sent before whatever it finally says."""
     if not replies:
         return decision

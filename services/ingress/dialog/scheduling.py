@@ -1,8 +1,11 @@
 """Steps from an eligible health worker to a confirmed booking, and the later commands.
 
-The assigned facility is proposed first (`loc.ok` / `loc.other`); the earliest free session there
-is offered with a seat held (`slot.ok` / `slot.other`); confirming books it. Lists (facilities,
-sessions) are kept in the conversation, so a typed row number works as well as a tap.
+The assigned facility and its earliest free session come in one message, a seat held: confirm
+(`slot.ok`), another time (`slot.other`: the facility's sessions) or another place (`loc.other`:
+facilities of the regency with free seats). A full facility lists the others at once. Confirming
+books the seat. Lists (facilities, sessions) are kept in the conversation, so a typed row number
+works as well as a tap. The separate place question (`loc.ok` / `loc.other`, step LOCATION) is
+still answered for conversations that stand there.
 """
 
 from __future__ import annotations
@@ -55,6 +58,11 @@ from services.ingress.dialog.model import (
 # --- location --------------------------------------------------------------------------------
 
 
+def offer_assigned(conv: Conversation, request_id: str, ctx: Context) -> Decision:
+    """The assigned facility's earliest free time, a seat held: place and time in one message."""
+    return offer(conv, str(conv.data.get("facility", "")), request_id, ctx)
+
+
 def propose_location(conv: Conversation) -> Decision:
     """The facility the registry assigned, with `loc.ok` / `loc.other`."""
     code = str(conv.data.get("facility", ""))
@@ -91,7 +99,7 @@ def on_location_answer(
     choice = {"1": Intent.YES, "2": Intent.OTHER_CHOICE}.get(user.normalized, user.intent)
     if choice == Intent.YES:
         return offer(conv, conv.data["location"]["code"], request_id, ctx)
-    if choice in (Intent.OTHER_CHOICE, Intent.NO):
+    if choice in (Intent.OTHER_CHOICE, Intent.OTHER_PLACE, Intent.NO):
         return nearby(conv, ctx, "facility_list_intro")
     return Turn(conv, [_location_question(conv)])
 
@@ -104,6 +112,8 @@ def nearby(conv: Conversation, ctx: Context, intro: str) -> Decision:
 
 def _show_facilities(conv: Conversation, reply: NearbyReply, intro: str) -> Turn:
     lang = conv.lang
+    if not reply.facilities and conv.step == Step.SLOT:  # the seat held is still theirs to take
+        return Turn(conv, [text(lang, "no_other_place"), _slot_question(conv)])
     if not reply.facilities:
         return Turn(conv.at(Step.ELIGIBLE), [text(lang, "no_facility_available")])
     rows = [
@@ -157,6 +167,8 @@ def _after_hold(conv: Conversation, reply: HoldReply, facility_code: str, ctx: C
         )
     if code == ErrorCode.FULL:
         return prepend([text(lang, "facility_full")], nearby(conv, ctx, "facility_list_intro"))
+    if code == ErrorCode.NOT_FOUND:
+        return Turn(conv.at(Step.ELIGIBLE), [text(lang, "location_unknown")])
     return Turn(conv, [text(lang, "busy")])
 
 
@@ -192,12 +204,16 @@ def _slot_question(conv: Conversation) -> ButtonsMessage:
         buttons=[
             Button(id="slot.ok", title=t(lang, "btn.slot_ok")),
             Button(id="slot.other", title=t(lang, "btn.slot_other")),
+            Button(id="loc.other", title=t(lang, "btn.loc_other")),
         ],
     )
 
 
 def on_slot_answer(conv: Conversation, user: UserInput, request_id: str, ctx: Context) -> Decision:
-    choice = {"1": Intent.YES, "2": Intent.OTHER_CHOICE}.get(user.normalized, user.intent)
+    typed = {"1": Intent.YES, "2": Intent.OTHER_CHOICE, "3": Intent.OTHER_PLACE}
+    choice = typed.get(user.normalized, user.intent)
+    if choice == Intent.OTHER_PLACE:
+        return nearby(conv, ctx, "facility_list_intro")
     if choice == Intent.YES:
         request = ConfirmRequest(
             request_id=request_id,
@@ -270,6 +286,8 @@ def _show_sessions(conv: Conversation, reply: AlternativesReply, facility_code: 
 
 def on_slot_choice(conv: Conversation, user: UserInput, request_id: str, ctx: Context) -> Decision:
     row = chosen_row(conv, user)
+    if row is None and user.intent == Intent.OTHER_PLACE:  # none of these times: another place
+        return nearby(conv, ctx, "facility_list_intro")
     if row is None:
         return Turn(conv, [text(conv.lang, "choose_from_list"), list_message(conv)])
     request = HoldRequest(

@@ -99,16 +99,18 @@ def prompt(conv: Conversation) -> list[OutboundMessage]:
 
 
 def on_summary_answer(
-    conv: Conversation, user: UserInput, person_id: str, request_id: str
+    conv: Conversation, user: UserInput, person_id: str, request_id: str, ctx: Context
 ) -> Decision:
     # Typed digits follow the buttons' order: 1 = none apply, 2 = some apply.
     choice = {"1": Intent.NONE_APPLY, "2": Intent.SOME_APPLY}.get(user.normalized, user.intent)
     questionnaire = _questionnaire(conv)
     if choice in (Intent.NONE_APPLY, Intent.NO):
-        answers = {q.id: False for q in questionnaire.questions if q.ask_if is None}
-        return _evaluate(conv, answers, person_id, request_id)
+        answers: dict[str, object] = {
+            q.id: False for q in questionnaire.questions if q.ask_if is None
+        }
+        return _evaluate(conv, answers, person_id, request_id, ctx)
     if choice in (Intent.SOME_APPLY, Intent.YES):
-        return _ask_next(conv, {}, person_id, request_id)
+        return _ask_next(conv, {}, person_id, request_id, ctx)
     return Turn(conv, summary_messages(conv))
 
 
@@ -126,19 +128,48 @@ def on_question_answer(
         answers[question.id] = answered.isoformat()
     elif user.intent in (Intent.YES, Intent.NO):
         answers[question.id] = user.intent == Intent.YES
+    elif (follow_up := _date_follow_up(conv, question, answers, user, ctx)) is not None:
+        answers |= follow_up  # a date where yes/no stands: "yes", and the date asked next
     else:
         return Turn(
             conv, [text(conv.lang, "yes_no_please"), _question_message(conv.lang, question)]
         )
-    return _ask_next(conv, answers, person_id, request_id)
+    return _ask_next(conv, answers, person_id, request_id, ctx)
+
+
+def _date_follow_up(
+    conv: Conversation,
+    question: Question,
+    answers: dict[str, object],
+    user: UserInput,
+    ctx: Context,
+) -> dict[str, object] | None:
+    """The answers a date typed at a yes/no question gives when "yes" leads to a date question
+    (have you had COVID-19? -> when did you recover?): yes, and that date; else None."""
+    typed = parse_past_date(user.text, ctx.today)
+    if typed is None:
+        return None
+    with_yes = {**answers, question.id: True}
+    follow = next_question(_questionnaire(conv).questions, with_yes)
+    if (
+        follow is None
+        or follow.kind != QuestionKind.DATE
+        or question.id not in (follow.ask_if or {})
+    ):
+        return None
+    return {question.id: True, follow.id: typed.isoformat()}
 
 
 def _ask_next(
-    conv: Conversation, answers: dict[str, object], person_id: str, request_id: str
+    conv: Conversation,
+    answers: dict[str, object],
+    person_id: str,
+    request_id: str,
+    ctx: Context,
 ) -> Decision:
     question = next_question(_questionnaire(conv).questions, answers)
     if question is None:
-        return _evaluate(conv, answers, person_id, request_id, recap=True)
+        return _evaluate(conv, answers, person_id, request_id, ctx, recap=True)
     asking = conv.at(Step.SCREENING_QUESTION, answers=answers, current=question.id)
     return Turn(asking, [_question_message(conv.lang, question)])
 
@@ -159,6 +190,7 @@ def _evaluate(
     answers: dict[str, object],
     person_id: str,
     request_id: str,
+    ctx: Context,
     *,
     recap: bool = False,
 ) -> Ask:
@@ -175,10 +207,16 @@ def _evaluate(
     )
     answered = conv.at(conv.step, answers=answers, current=None)
     said = [_recap(conv.lang, questionnaire, answers)] if recap else []
-    return Ask(request, lambda result: outcome(answered, result, said))
+    return Ask(request, lambda result: outcome(answered, result, said, request_id, ctx))
 
 
-def outcome(conv: Conversation, result: EvaluateResult, said: list[OutboundMessage]) -> Decision:
+def outcome(
+    conv: Conversation,
+    result: EvaluateResult,
+    said: list[OutboundMessage],
+    request_id: str,
+    ctx: Context,
+) -> Decision:
     lang = conv.lang
     reasons = "\n".join(f"- {r}" for r in result.reason_texts) or "-"
     match result.outcome:
@@ -186,7 +224,8 @@ def outcome(conv: Conversation, result: EvaluateResult, said: list[OutboundMessa
             checks = ", ".join(result.on_site_checks) or "-"
             done = conv.at(Step.ELIGIBLE, screening_id=result.screening_id)
             eligible = [*said, text(lang, "screening_eligible", checks=checks)]
-            return prepend(eligible, scheduling.propose_location(done))
+            # The place and its earliest time at once (a seat held): confirming is the next turn.
+            return prepend(eligible, scheduling.offer_assigned(done, request_id, ctx))
         case ScreeningOutcome.POSTPONE:
             when = result.rescreen_on.strftime("%d-%m-%Y") if result.rescreen_on else "-"
             done = conv.at(

@@ -132,6 +132,8 @@ async def test_a_number_with_an_open_request_gets_it_back_not_a_second_one(
     second = await submit(wa_id=phone)  # another NIK, another message
     assert second.outcome is IntakeOutcome.DUPLICATE_OPEN
     assert (second.intake_id, second.masked_nik) == (first.intake_id, first.masked_nik)
+    # Since when it waits (the dialog tells the user): the first submission's time, both times.
+    assert first.submitted_at is not None and second.submitted_at == first.submitted_at
     count = await pool.fetchval(
         "SELECT count(*) FROM identity.intake WHERE phone_hash = $1",
         domain.phone_hash(settings.nik_pepper, phone),

@@ -1,6 +1,8 @@
 """scheduler.rpc.facilities_search over a real NATS server and Postgres: every typed word must occur
-in a facility's name, address or regency, whatever the case; the exact name leads, then by name;
-`total` counts past the limit; refusals are answered; and the trigram index answers the query.
+in a facility's name, address or regency, whatever the case and however abbreviated (`PKM`,
+`RSUD`, `Kab.`); region words only rank; the exact name leads, then by name; `total` counts past
+the limit; a typo finds the closest few (`approximate`); refusals are answered; and the trigram
+index answers both queries.
 
 The database is shared by the session, so each test's facilities carry a token of their own in
 their regency, and each query names that token (or the regency) to see only them."""
@@ -36,9 +38,21 @@ async def add(pool: asyncpg.Pool, name: str, address: str, regency: str) -> str:
 
 
 async def names(scheduler: Scheduler, query: str, **extra: Any) -> tuple[list[str], int]:
+    """The names found by every word (none when only similar ones were found)."""
     reply = await scheduler.ask(FacilitySearchRequest(query=query, **extra))
     assert reply.error is None, reply.error
+    if reply.approximate:
+        return [], 0
     return [f.name for f in reply.facilities], reply.total
+
+
+async def closest(scheduler: Scheduler, query: str, **extra: Any) -> list[str]:
+    """The names offered as the closest when no facility has every word."""
+    reply = await scheduler.ask(FacilitySearchRequest(query=query, **extra))
+    assert reply.error is None, reply.error
+    assert reply.approximate or not reply.facilities, reply
+    assert reply.total == len(reply.facilities) <= 5
+    return [f.name for f in reply.facilities]
 
 
 async def test_every_word_occurs_in_the_name_address_or_regency_in_any_case(
@@ -107,7 +121,54 @@ async def test_like_wildcards_typed_by_the_user_are_taken_literally(
     await add(pool, "Klinik 100%_Sehat", "Jl. Uji", f"Kota Uji {token}")
     assert await names(scheduler, "%%%") == ([], 0)  # not every facility
     assert await names(scheduler, f"100%_sehat {token}") == (["Klinik 100%_Sehat"], 1)
-    assert await names(scheduler, f"1000sehat {token}") == ([], 0)
+    assert await names(scheduler, f"1000sehat {token}") == ([], 0)  # at most similar
+
+
+async def test_abbreviations_match_the_words_they_stand_for_both_ways(
+    scheduler: Scheduler, pool: asyncpg.Pool
+) -> None:
+    token = secrets.token_hex(4)
+    await add(
+        pool,
+        "RSUD Cengkareng",
+        "Jl. Bumi Cengkareng Indah No. 1",
+        f"Kota Adm. Jakarta Barat {token}",
+    )
+    await add(pool, "Puskesmas Cibinong", "Jl. Mayor Oking No. 2", f"Kab. Bogor {token}")
+    await add(pool, "PKM Tebet", "Jl. Prof. Soepomo No. 54", f"Kota Jakarta Selatan {token}")
+    await add(pool, "Rumah Sakit Umum Daerah Tebet", "Jl. Tebet Raya", f"Jakarta Selatan {token}")
+
+    assert await names(scheduler, f"Rumah Sakit Cengkareng {token}") == (["RSUD Cengkareng"], 1)
+    assert await names(scheduler, f"RS cengkareng {token}") == (["RSUD Cengkareng"], 1)
+    assert await names(scheduler, f"pkm cibinong kabupaten bogor {token}") == (
+        ["Puskesmas Cibinong"],
+        1,
+    )
+    assert await names(scheduler, f"Pusk. Cibinong, Kab. Bogor {token}") == (
+        ["Puskesmas Cibinong"],
+        1,
+    )
+    assert await names(scheduler, f"puskesmas tebet {token}") == (["PKM Tebet"], 1)
+    # `Kota` is optional: both Tebet facilities match, the one in a "Kota ..." regency first.
+    assert await names(scheduler, f"tebet kota jakarta selatan {token}") == (
+        ["PKM Tebet", "Rumah Sakit Umum Daerah Tebet"],
+        2,
+    )
+    assert await names(scheduler, f"RSUD Tebet {token}") == (["Rumah Sakit Umum Daerah Tebet"], 1)
+
+
+async def test_a_typo_offers_the_closest_few(scheduler: Scheduler, pool: asyncpg.Pool) -> None:
+    token = secrets.token_hex(4)
+    regency = f"Kota Uji {token}"
+    await add(pool, "Puskesmas Kecamatan Cengkareng", "Jl. Kamal Raya No. 8", regency)
+    await add(pool, "Puskesmas Cibinong", "Jl. Mayor Oking No. 2", regency)
+    await add(pool, "Klinik Sehat", "Jl. Merdeka", regency)
+
+    assert await closest(scheduler, "puskesmas cengkarang", regency=regency) == [
+        "Puskesmas Kecamatan Cengkareng"
+    ]
+    assert await closest(scheduler, f"pkm cibinog {token}") == ["Puskesmas Cibinong"]
+    assert await closest(scheduler, f"rumah sakit jiwa {token}") == []
 
 
 class Explaining:
@@ -122,6 +183,9 @@ class Explaining:
         self.plans.append(json.dumps(plan))
         return await self.conn.fetch(sql, *args)
 
+    async def execute(self, sql: str, *args: object) -> str:
+        return await self.conn.execute(sql, *args)
+
 
 async def test_the_trigram_index_answers_the_search(pool: asyncpg.Pool) -> None:
     # Planner costs on a small table prefer reading it whole: forbid that, and the plan shows
@@ -133,4 +197,8 @@ async def test_the_trigram_index_answers_the_search(pool: asyncpg.Pool) -> None:
         await repo.search_facilities(
             explaining, patterns, exact="puskesmas tebet", regency=None, limit=10
         )  # type: ignore[arg-type]
+        await repo.similar_facilities(
+            explaining, ["puskesmas", "tebte"], threshold=0.5, regency=None, limit=5
+        )  # type: ignore[arg-type]
     assert "facility_search_idx" in explaining.plans[0], explaining.plans[0]
+    assert "facility_search_idx" in explaining.plans[1], explaining.plans[1]

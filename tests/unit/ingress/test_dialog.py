@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
@@ -14,7 +14,14 @@ from services.common.contracts.identity import (
     VerifyResult,
 )
 from services.common.contracts.notifier import ButtonsMessage, TextMessage
-from services.common.contracts.scheduler import Facility, FacilityReply, FacilityRequest
+from services.common.contracts.scheduler import (
+    Facility,
+    FacilityReply,
+    FacilityRequest,
+    Hold,
+    HoldReply,
+    OfferRequest,
+)
 from services.common.contracts.screening import (
     EvaluateRequest,
     EvaluateResult,
@@ -24,7 +31,6 @@ from services.common.contracts.screening import (
     QuestionnaireRequest,
     ScreeningOutcome,
 )
-from services.ingress.catalog import LANGUAGES, catalog
 from services.ingress.dialog import (
     Ask,
     Context,
@@ -54,6 +60,9 @@ VERIFIED_RESULT = VerifyResult(
 )
 FACILITY = Facility(code="F001", name="Puskesmas Cibinong", address="Jl. Raya 1",
                     regency="Kab. Bogor", province="Jawa Barat")  # fmt: skip
+HOLD = Hold(hold_id=70, session_id=7, facility=FACILITY, date=date(2021, 1, 25),
+            start=time(8), end=time(12), vaccine="CoronaVac", dose=1,
+            expires_at=datetime.now(UTC) + timedelta(minutes=10))  # fmt: skip
 QUESTIONNAIRE = Questionnaire(
     rule_set_id="coronavac-test",
     vaccine="CoronaVac",
@@ -104,11 +113,15 @@ def bodies(t: Turn) -> str:
     return "\n".join(r.body for r in t.replies)
 
 
+def verified(conv: Conversation = ASKED_SUFFIX, typed: str = "850001") -> Decision:
+    """The suffix verified, the facility's name asked: what comes next (the questionnaire)."""
+    decision = answer(decide(conv, typed), VerifyRequest, VERIFIED_RESULT)
+    return answer(decision, FacilityRequest, FacilityReply(facility=FACILITY))
+
+
 def screening_summary() -> Conversation:
     """A verified user looking at the conditions list."""
-    decision = decide(ASKED_SUFFIX, "850001")
-    decision = answer(decision, VerifyRequest, VERIFIED_RESULT)
-    t = answer(decision, QuestionnaireRequest, QUESTIONNAIRE)
+    t = answer(verified(), QuestionnaireRequest, QUESTIONNAIRE)
     assert isinstance(t, Turn) and t.conversation.step == Step.SCREENING_SUMMARY
     return t.conversation
 
@@ -172,7 +185,7 @@ def test_locked_number_is_told_until_when_in_jakarta_time() -> None:
     until = datetime(2026, 1, 14, 3, 30, tzinfo=UTC)
     status = NumberStatus(listed=True, locked_until=until)
     t = answer(decide(ASKED_NAKES, "ya"), NumberStatusRequest, status)
-    assert isinstance(t, Turn) and t.conversation.step == Step.IDLE
+    assert isinstance(t, Turn) and t.conversation.step == Step.LOCKED
     assert "14-01-2026 10:30" in bodies(t) and "119 ext 9" in bodies(t)
 
 
@@ -202,6 +215,8 @@ def test_full_nik_is_refused_and_never_echoed() -> None:
 
 def test_verified_shows_masked_identity_then_the_screening_in_the_same_turn() -> None:
     decision = answer(decide(ASKED_SUFFIX, "850001"), VerifyRequest, VERIFIED_RESULT)
+    assert isinstance(decision, Ask) and decision.request == FacilityRequest(code="F001")
+    decision = decision.then(FacilityReply(facility=FACILITY))
     assert isinstance(decision, Ask) and decision.request == QuestionnaireRequest(
         lang="id", on=CTX.today
     )
@@ -226,8 +241,8 @@ def test_lock_during_verification_ends_the_attempts() -> None:
     until = datetime(2026, 1, 15, 0, 0, tzinfo=UTC)
     result = VerifyResult(outcome=VerifyOutcome.LOCKED, locked_until=until)
     t = answer(decide(ASKED_SUFFIX, "000000"), VerifyRequest, result)
-    assert isinstance(t, Turn) and t.conversation.step == Step.IDLE
-    assert "15-01-2026 07:00" in bodies(t)
+    assert isinstance(t, Turn) and t.conversation.step == Step.LOCKED
+    assert "15-01-2026 07:00" in bodies(t) and "119 ext 9" in bodies(t)
 
 
 def test_not_listed_at_verification() -> None:
@@ -262,13 +277,17 @@ def test_none_apply_is_one_turn_with_every_top_level_answer_no(
         outcome=ScreeningOutcome.ELIGIBLE,
         on_site_checks=["suhu tubuh"],
     )
-    # Eligible: the assigned facility is proposed in the same turn.
-    t = answer(decision.then(result), FacilityRequest, FacilityReply(facility=FACILITY))
-    assert isinstance(t, Turn) and t.conversation.step == Step.LOCATION
-    outcome, location = t.replies
+    # Eligible: the assigned facility's earliest time is offered (a seat held) in the same turn.
+    offer = decision.then(result)
+    assert isinstance(offer, Ask) and isinstance(offer.request, OfferRequest)
+    assert (offer.request.facility_code, offer.request.request_id) == ("F001", "wamid.1")
+    t = offer.then(HoldReply(hold=HOLD))
+    assert isinstance(t, Turn) and t.conversation.step == Step.SLOT
+    outcome, place_and_time = t.replies
     assert "*dapat* melanjutkan" in outcome.body and "suhu tubuh" in outcome.body
-    assert isinstance(location, ButtonsMessage) and "Puskesmas Cibinong" in location.body
-    assert [b.id for b in location.buttons] == ["loc.ok", "loc.other"]
+    assert isinstance(place_and_time, ButtonsMessage)
+    assert "Puskesmas Cibinong" in place_and_time.body and "25-01-2021" in place_and_time.body
+    assert [b.id for b in place_and_time.buttons] == ["slot.ok", "slot.other", "loc.other"]
 
 
 def test_some_apply_walks_questions_with_follow_ups_only_where_relevant() -> None:
@@ -365,8 +384,7 @@ def test_language_switch_mid_screening_refetches_the_questionnaire() -> None:
 
 def test_long_condition_list_is_split_to_respect_the_button_limit() -> None:
     long = QUESTIONNAIRE.model_copy(update={"summary": "x" * 1000})
-    decision = answer(decide(ASKED_SUFFIX, "850001"), VerifyRequest, VERIFIED_RESULT)
-    t = answer(decision, QuestionnaireRequest, long)
+    t = answer(verified(), QuestionnaireRequest, long)
     assert isinstance(t, Turn)
     _verified, conditions, question = t.replies
     assert isinstance(conditions, TextMessage) and "x" * 1000 in conditions.body
@@ -447,10 +465,11 @@ def test_status_and_booking_commands() -> None:
     assert "15-02-2021" in bodies(turn(postponed, "STATUS"))
 
 
-def test_eligible_user_writing_the_keyword_is_offered_a_place() -> None:
+def test_eligible_user_writing_the_keyword_is_offered_a_place_and_time() -> None:
     eligible = Conversation(Step.ELIGIBLE, data={"name": "S*** R***", "facility": "F001"})
     decision = decide(eligible, "VAKSIN")
-    assert isinstance(decision, Ask) and decision.request == FacilityRequest(code="F001")
+    assert isinstance(decision, Ask) and isinstance(decision.request, OfferRequest)
+    assert decision.request.facility_code == "F001"
 
 
 def test_busy_reply_keeps_state() -> None:
@@ -458,17 +477,148 @@ def test_busy_reply_keeps_state() -> None:
     assert t.conversation == ASKED_SUFFIX and isinstance(t.replies[0], TextMessage)
 
 
-def test_catalogs_have_the_same_keys_and_placeholders() -> None:
-    base = catalog("id")
-    for lang in LANGUAGES:
-        other = catalog(lang)
-        assert other.keys() == base.keys(), lang
-        for key, text in base.items():
-            assert sorted(_fields(text)) == sorted(_fields(other[key])), (lang, key)
-        assert all(len(v) <= 20 for k, v in other.items() if k.startswith("btn."))
+# --- issue 17: no dead ends, answers one step early, both languages -------------------------
+
+LOCKED_UNTIL = datetime(2026, 1, 15, 0, 0, tzinfo=UTC)  # 07:00 in Jakarta
+LOCKED = Conversation(Step.LOCKED, data={"locked_until": LOCKED_UNTIL.isoformat()})
 
 
-def _fields(text: str) -> list[str]:
-    import string
+@pytest.mark.parametrize("typed", ["850001", "VAKSIN", "halo", "STATUS", "BATAL", "ya"])
+def test_a_locked_number_hears_on_every_message_until_when_and_where_to_get_help(
+    typed: str,
+) -> None:
+    decision = decide(LOCKED, typed)
+    assert isinstance(decision, Ask) and decision.request == NumberStatusRequest(wa_id=WA_ID)
+    t = decision.then(NumberStatus(listed=True, locked_until=LOCKED_UNTIL))
+    assert isinstance(t, Turn) and t.conversation.step == Step.LOCKED
+    [said] = t.replies
+    assert "masih dikunci" in said.body and "15-01-2026 07:00" in said.body
+    assert "119 ext 9" in said.body and "tidak mengerti" not in said.body
 
-    return [f for _, f, _, _ in string.Formatter().parse(text) if f]
+
+def test_help_and_language_switch_while_locked_still_say_the_lock() -> None:
+    t = answer(decide(LOCKED, "BANTUAN"), NumberStatusRequest,
+               NumberStatus(listed=True, locked_until=LOCKED_UNTIL))  # fmt: skip
+    assert isinstance(t, Turn) and "VAKSIN" in t.replies[0].body
+    assert "15-01-2026 07:00" in t.replies[1].body
+    t = answer(decide(LOCKED, "EN"), NumberStatusRequest,
+               NumberStatus(listed=True, locked_until=LOCKED_UNTIL))  # fmt: skip
+    assert isinstance(t, Turn) and t.conversation.lang == "en"
+    assert "*still locked* until 15-01-2026 07:00" in bodies(t) and "119 ext 9" in bodies(t)
+
+
+def test_once_the_lock_is_over_the_right_suffix_verifies() -> None:
+    decision = answer(decide(LOCKED, "850001"), NumberStatusRequest, NumberStatus(listed=True))
+    assert isinstance(decision, Ask)
+    assert decision.request == VerifyRequest(wa_id=WA_ID, suffix="850001", request_id="wamid.1")
+    decision = answer(decision, VerifyRequest, VERIFIED_RESULT)
+    decision = answer(decision, FacilityRequest, FacilityReply(facility=FACILITY))
+    t = answer(decision, QuestionnaireRequest, QUESTIONNAIRE)
+    assert isinstance(t, Turn) and t.conversation.step == Step.SCREENING_SUMMARY
+    assert "dibuka kembali" in t.replies[0].body and "terverifikasi" in t.replies[1].body
+
+
+def test_once_the_lock_is_over_anything_else_asks_for_the_suffix() -> None:
+    t = answer(decide(LOCKED, "halo"), NumberStatusRequest, NumberStatus(listed=True))
+    assert isinstance(t, Turn) and t.conversation.step == Step.ASK_SUFFIX
+    assert "dibuka kembali" in bodies(t) and "6 digit terakhir NIK" in bodies(t)
+
+
+@pytest.mark.parametrize("typed", ["850001", "850 001"])
+def test_a_suffix_typed_at_the_health_worker_question_is_yes_plus_the_suffix(typed: str) -> None:
+    decision = answer(decide(ASKED_NAKES, typed), NumberStatusRequest, NumberStatus(listed=True))
+    assert isinstance(decision, Ask)
+    assert decision.request == VerifyRequest(wa_id=WA_ID, suffix="850001", request_id="wamid.1")
+    decision = answer(decision, VerifyRequest, VERIFIED_RESULT)
+    decision = answer(decision, FacilityRequest, FacilityReply(facility=FACILITY))
+    t = answer(decision, QuestionnaireRequest, QUESTIONNAIRE)
+    assert isinstance(t, Turn) and t.conversation.step == Step.SCREENING_SUMMARY
+
+
+def test_an_early_suffix_from_a_locked_or_unlisted_number_is_not_verified() -> None:
+    status = NumberStatus(listed=True, locked_until=LOCKED_UNTIL)
+    t = answer(decide(ASKED_NAKES, "850001"), NumberStatusRequest, status)
+    assert isinstance(t, Turn) and t.conversation.step == Step.LOCKED
+    t = answer(decide(ASKED_NAKES, "850001"), NumberStatusRequest, NumberStatus(listed=False))
+    assert isinstance(t, Turn) and t.conversation.step == Step.INTAKE_OFFER
+
+
+def test_a_full_nik_typed_at_the_health_worker_question_asks_for_the_suffix_only() -> None:
+    t = answer(decide(ASKED_NAKES, "3201014507850001"), NumberStatusRequest,
+               NumberStatus(listed=True))  # fmt: skip
+    assert isinstance(t, Turn) and t.conversation.step == Step.ASK_SUFFIX
+    assert "jangan kirim NIK lengkap" in bodies(t) and "3201014507850001" not in bodies(t)
+
+
+def test_a_date_typed_at_a_yes_no_question_is_yes_plus_the_date_it_leads_to() -> None:
+    asking = turn(screening_summary(), "", "scr.some").conversation
+    at_covid = turn(asking, "tidak").conversation  # pregnant: no
+    assert at_covid.data["current"] == "covid"
+    t = turn(at_covid, "15-11-2020")  # "when did you recover?" answered before it is asked
+    assert t.conversation.data["current"] == "diabetes"
+    assert t.conversation.data["answers"] == {
+        "pregnant": False,
+        "covid": True,
+        "covid_recovered": "2020-11-15",
+    }
+
+
+def test_a_date_at_a_yes_no_question_without_a_date_after_it_is_asked_again() -> None:
+    asking = turn(screening_summary(), "", "scr.some").conversation  # pregnant: no date follows
+    t = turn(asking, "15-11-2020")
+    assert t.conversation == asking and "Ya atau Tidak" in t.replies[0].body
+
+
+WAITING = Conversation(
+    Step.INTAKE_WAITING,
+    data={"masked_nik": "320101**********", "intake_since": "2021-01-19T02:05:00+00:00"},
+)
+
+
+@pytest.mark.parametrize("typed", ["halo", "sudah?", "VAKSIN", "STATUS", "850001"])
+def test_a_request_waiting_for_an_operator_is_told_since_when_and_what_next(typed: str) -> None:
+    t = turn(WAITING, typed)
+    assert t.conversation == WAITING
+    [said] = t.replies
+    assert "menunggu verifikasi" in said.body and "19-01-2021 09:05" in said.body
+    assert "VAKSIN" in said.body and "tidak mengerti" not in said.body
+
+
+def test_a_request_waiting_from_before_its_time_was_kept_is_still_answered() -> None:
+    t = turn(Conversation(Step.INTAKE_WAITING, "en", {"masked_nik": "320101**********"}), "hi")
+    assert "waiting for verification" in bodies(t) and "320101**********" in bodies(t)
+
+
+def test_help_while_waiting_for_an_operator_says_where_the_request_stands() -> None:
+    t = turn(WAITING, "BANTUAN")
+    assert "119 ext 9" in t.replies[0].body and "menunggu verifikasi" in t.replies[1].body
+
+
+def test_english_verification_shows_profession_and_facility_in_english_by_name() -> None:
+    conv = Conversation(Step.ASK_SUFFIX, "en")
+    decision = answer(decide(conv, "850001"), VerifyRequest, VERIFIED_RESULT)
+    decision = answer(decision, FacilityRequest, FacilityReply(facility=FACILITY))
+    t = answer(decision, QuestionnaireRequest, QUESTIONNAIRE.model_copy(update={"lang": "en"}))
+    assert isinstance(t, Turn)
+    said = t.replies[0].body
+    assert "Profession: Nurse" in said and "perawat" not in said.lower()
+    assert "Health facility: Puskesmas Cibinong" in said and "F001" not in said
+    indonesian = answer(verified(), QuestionnaireRequest, QUESTIONNAIRE)
+    assert isinstance(indonesian, Turn)
+    assert "Profesi: Perawat" in indonesian.replies[0].body
+
+
+def test_a_facility_the_scheduler_does_not_know_is_shown_by_its_code() -> None:
+    decision = answer(decide(ASKED_SUFFIX, "850001"), VerifyRequest, VERIFIED_RESULT)
+    t = answer(answer(decision, FacilityRequest, FacilityReply()), QuestionnaireRequest,
+               QUESTIONNAIRE)  # fmt: skip
+    assert isinstance(t, Turn) and "Fasilitas kesehatan: F001" in t.replies[0].body
+
+
+def test_the_keyword_after_an_approval_names_the_facility_once() -> None:
+    approved = Conversation(Step.VERIFIED, "en", {"person_id": "p1", "name": "S*** R***",
+                                                  "facility": "F001"})  # fmt: skip
+    decision = answer(decide(approved, "VAKSIN"), FacilityRequest, FacilityReply(facility=FACILITY))
+    t = answer(decision, QuestionnaireRequest, QUESTIONNAIRE)
+    assert isinstance(t, Turn) and "Health facility: Puskesmas Cibinong" in t.replies[0].body
+    assert t.conversation.data["facility_name"] == "Puskesmas Cibinong"

@@ -8,7 +8,14 @@ from dataclasses import replace
 
 import pytest
 
-from services.common.contracts.identity import CheckNikRequest, CheckNikResult, IntakeDecided
+from services.common.contracts.identity import (
+    CheckNikRequest,
+    CheckNikResult,
+    IntakeDecided,
+    IntakeOutcome,
+    IntakeSubmitRequest,
+    IntakeSubmitResult,
+)
 from services.common.contracts.notifier import ListMessage
 from services.common.contracts.scheduler import (
     Facility,
@@ -235,3 +242,62 @@ def test_a_failing_scheduler_is_busy_not_a_facility_not_found() -> None:
     t = turn_of(answer(decide(conv, "tebet timur"), search("tebet timur"),
                        FacilitySearchReply(error="unavailable: try again")))  # fmt: skip
     assert t.conversation == conv and t.replies[0].body == catalog("id")["busy"]
+
+
+def test_a_typo_lists_the_closest_facilities_to_pick_even_a_single_one() -> None:
+    decision = answer(decide(AT_FACILITY, "puskesmas tebte"), search("puskesmas tebte"),
+                      FacilitySearchReply(facilities=TEBET[:1], total=1, approximate=True))  # fmt: skip
+    t = turn_of(decision)
+    assert t.conversation.step == Step.INTAKE_FACILITY  # never taken without asking
+    [listing] = t.replies
+    assert isinstance(listing, ListMessage) and "cocok persis" in listing.body
+    assert [r.id for r in listing.sections[0].rows] == ["fac.F3174001"]
+    picked = decide(t.conversation, "1")
+    assert asked(picked) == FacilityRequest(code="F3174001")
+
+
+# --- answers one step early, and the wait for an operator -----------------------------------
+
+
+@pytest.mark.parametrize("typed", ["3201014503900001", "3201 0145 0390 0001"])
+def test_a_nik_typed_at_the_registration_offer_is_yes_plus_the_nik(typed: str) -> None:
+    decision = decide(Conversation(Step.INTAKE_OFFER), typed)
+    assert asked(decision) == CheckNikRequest(nik="3201014503900001")
+    t = turn_of(decision.then(CheckNikResult(valid=True, masked_nik="320101**********",
+                                             birth_date=dt.date(1990, 3, 5), sex="F")))  # fmt: skip
+    assert t.conversation.step == Step.INTAKE_NAME and "nama lengkap" in t.replies[0].body
+    invalid = decide(Conversation(Step.INTAKE_OFFER), typed).then(
+        CheckNikResult(valid=False, code="month")
+    )
+    assert isinstance(invalid, Turn) and invalid.conversation.step == Step.INTAKE_NIK
+
+
+def test_anything_else_at_the_registration_offer_asks_again() -> None:
+    t = turn_of(decide(Conversation(Step.INTAKE_OFFER), "12345"))
+    assert t.conversation.step == Step.INTAKE_OFFER
+    assert [b.id for b in t.replies[0].buttons] == ["intake.yes", "intake.no"]
+
+
+def submitted(outcome: IntakeOutcome) -> Turn:
+    read_back = AT_FACILITY.at(Step.INTAKE_CONFIRM, facility_code="F3174001",
+                               facility_name="Puskesmas Kecamatan Tebet")  # fmt: skip
+    decision = decide(read_back, "", "intake.ok")
+    assert isinstance(asked(decision), IntakeSubmitRequest)
+    since = dt.datetime(2021, 1, 19, 2, 5, tzinfo=dt.UTC)
+    return turn_of(decision.then(IntakeSubmitResult(outcome=outcome, intake_id=7,
+                                                    masked_nik="320101**********",
+                                                    submitted_at=since)))  # fmt: skip
+
+
+def test_a_submitted_request_keeps_when_it_was_sent_and_not_the_nik() -> None:
+    t = submitted(IntakeOutcome.SUBMITTED)
+    assert t.conversation.step == Step.INTAKE_WAITING and "*diverifikasi*" in t.replies[0].body
+    assert "nik" not in t.conversation.data
+    later = turn_of(decide(t.conversation, "halo"))
+    assert "sejak 19-01-2021 09:05 WIB" in later.replies[0].body
+
+
+def test_a_request_already_open_says_since_when_it_waits() -> None:
+    t = submitted(IntakeOutcome.DUPLICATE_OPEN)
+    assert t.conversation.step == Step.INTAKE_WAITING
+    assert "menunggu verifikasi petugas sejak 19-01-2021 09:05" in t.replies[0].body

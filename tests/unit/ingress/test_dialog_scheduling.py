@@ -24,8 +24,6 @@ from services.common.contracts.scheduler import (
     CancelRequest,
     ConfirmRequest,
     Facility,
-    FacilityReply,
-    FacilityRequest,
     Hold,
     HoldReply,
     HoldRequest,
@@ -84,16 +82,26 @@ def booking(booking_id: int = 5, session_id: int = 7) -> Booking:
 
 
 def at_location() -> Conversation:
-    t = turn_of(answer(decide(ELIGIBLE, "VAKSIN"), FacilityRequest, FacilityReply(facility=F001)))
-    assert t.conversation.step == Step.LOCATION
-    return t.conversation
+    """A conversation left at the separate place question (before place and time came in one
+    message): its buttons still work."""
+    location = {"code": F001.code, "name": F001.name, "address": F001.address}
+    return ELIGIBLE.at(Step.LOCATION, location=location)
 
 
 def with_hold() -> Conversation:
-    decision = decide(at_location(), "", "loc.ok")
+    """Offered the assigned facility's earliest time, a seat held (as right after screening)."""
+    decision = decide(ELIGIBLE, "VAKSIN")
     t = turn_of(answer(decision, OfferRequest, HoldReply(hold=hold())))
     assert t.conversation.step == Step.SLOT
     return t.conversation
+
+
+def nearby_reply(*codes: str) -> NearbyReply:
+    return NearbyReply(facilities=[
+        NearbyFacility(**F001.model_dump() | {"code": c, "name": f"Puskesmas {c}"},
+                       earliest_date=TODAY, free_seats=3)
+        for c in codes
+    ])  # fmt: skip
 
 
 def booked() -> Conversation:
@@ -121,9 +129,67 @@ def test_accepting_the_assigned_place_holds_its_earliest_seat(
     t = turn_of(decision.then(HoldReply(hold=hold())))
     [question] = t.replies
     assert isinstance(question, ButtonsMessage)
-    assert [b.id for b in question.buttons] == ["slot.ok", "slot.other"]
+    assert [b.id for b in question.buttons] == ["slot.ok", "slot.other", "loc.other"]
     assert "25-01-2021" in question.body and "08:00-12:00" in question.body
-    assert "menit" in question.body
+    assert "menit" in question.body and "Puskesmas Cibinong" in question.body
+
+
+def test_place_and_earliest_time_come_in_one_message_with_every_way_out() -> None:
+    decision = decide(ELIGIBLE, "VAKSIN")
+    assert isinstance(decision, Ask) and isinstance(decision.request, OfferRequest)
+    assert (decision.request.facility_code, decision.request.request_id) == ("F001", "wamid.9")
+    t = turn_of(decision.then(HoldReply(hold=hold())))
+    [offer] = t.replies
+    assert isinstance(offer, ButtonsMessage)
+    assert [(b.id, b.title) for b in offer.buttons] == [
+        ("slot.ok", "Konfirmasi"),
+        ("slot.other", "Jadwal lain"),
+        ("loc.other", "Lokasi lain"),
+    ]
+    body = offer.body
+    assert "Puskesmas Cibinong" in body and "Jl. Raya 1" in body
+    assert "Senin, 25-01-2021" in body and "08:00-12:00" in body and "10 menit" in body
+    assert t.conversation.data["hold"]["hold_id"] == 70
+
+
+@pytest.mark.parametrize(("text", "reply_id"), [("", "loc.other"), ("3", None),
+                                                 ("tempat lain", None), ("another place", None)])  # fmt: skip
+def test_another_place_from_the_offer_lists_the_regency_and_a_pick_offers_there(
+    text: str, reply_id: str | None
+) -> None:
+    decision = decide(with_hold(), text, reply_id)
+    assert isinstance(decision, Ask)
+    assert decision.request == NearbyRequest(facility_code="F001", on=TODAY)
+    t = turn_of(decision.then(nearby_reply("F001", "F002")))
+    assert t.conversation.step == Step.LOCATION_LIST
+    [listing] = t.replies
+    assert isinstance(listing, ListMessage)
+    assert [r.id for r in listing.sections[0].rows] == ["loc.F001", "loc.F002"]
+    picked = decide(t.conversation, "2")
+    assert isinstance(picked, Ask) and isinstance(picked.request, OfferRequest)
+    assert picked.request.facility_code == "F002"
+
+
+@pytest.mark.parametrize(("text", "reply_id"), [("", "slot.other"), ("2", None),
+                                                 ("jadwal lain", None)])  # fmt: skip
+def test_another_time_from_the_offer_lists_the_sessions(text: str, reply_id: str | None) -> None:
+    decision = decide(with_hold(), text, reply_id)
+    assert isinstance(decision, Ask) and isinstance(decision.request, AlternativesRequest)
+
+
+def test_no_other_place_keeps_the_seat_held_on_offer() -> None:
+    conv = with_hold()
+    t = turn_of(answer(decide(conv, "", "loc.other"), NearbyRequest, NearbyReply()))
+    assert t.conversation == conv
+    said, again = t.replies
+    assert "tidak ada tempat lain" in said.body
+    assert isinstance(again, ButtonsMessage) and "25-01-2021" in again.body
+
+
+def test_an_unknown_assigned_facility_is_said_plainly() -> None:
+    decision = decide(ELIGIBLE, "VAKSIN")
+    t = turn_of(answer(decision, OfferRequest, HoldReply(error="not_found: no facility F001")))
+    assert t.conversation.step == Step.ELIGIBLE and "belum tersedia" in t.replies[0].body
 
 
 @pytest.mark.parametrize(("text", "reply_id"), [("", "slot.ok"), ("1", None), ("ya", None)])
@@ -137,7 +203,7 @@ def test_confirming_books_the_held_seat(text: str, reply_id: str | None) -> None
 
 
 def test_a_full_facility_says_so_and_lists_others_in_the_regency() -> None:
-    decision = answer(decide(at_location(), "", "loc.ok"), OfferRequest,
+    decision = answer(decide(ELIGIBLE, "VAKSIN"), OfferRequest,
                       HoldReply(error="full: no free seat"))  # fmt: skip
     assert isinstance(decision, Ask) and decision.request == NearbyRequest(
         facility_code="F001", on=TODAY
