@@ -15,6 +15,12 @@ WORKDIR /src
 # What `pip install .` reads: the project metadata (readme and license files included) and the code.
 COPY pyproject.toml README.md LICENSE ./
 COPY services ./services
+# The desk app's browser libraries, pinned by its lockfile (services/ticketing/desk_web.py);
+# npm stays in this stage.
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends npm \
+    && npm ci --prefix services/ticketing/desk --omit=dev --no-audit --no-fund \
+    && rm -rf /var/lib/apt/lists/*
 RUN /opt/venv/bin/pip install . \
     && /opt/venv/bin/pip uninstall --yes pip \
     && /opt/venv/bin/python -m compileall -q /opt/venv

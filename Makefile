@@ -5,8 +5,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CODE := $(wildcard services tests bench)
+# The desk app's browser libraries (services/ticketing/desk/package-lock.json), from the npm
+# registry; the browser tests drive Debian's chromium. Both are installed when missing (apt-get
+# as root, else through sudo).
+DESK := services/ticketing/desk
+DESK_STAMP := $(DESK)/node_modules/.installed
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_INSTALL := $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq
 
-.PHONY: up test lint format bench-ingest clean e2e-compose
+.PHONY: up test lint format bench-ingest clean e2e-compose desk browser desk-screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,10 +22,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-up: $(STAMP)
+$(DESK_STAMP): $(DESK)/package.json $(DESK)/package-lock.json
+	command -v npm >/dev/null || { $(APT_INSTALL) npm; }
+	npm ci --prefix $(DESK) --omit=dev --no-audit --no-fund
+	touch $(DESK_STAMP)
+
+desk: $(DESK_STAMP)
+
+browser:
+	test -x $(CHROMIUM) || { $(APT_INSTALL) chromium; }
+
+up: $(STAMP) $(DESK_STAMP)
 	$(BIN)/vaksin up
 
-test: $(STAMP)
+test: $(STAMP) $(DESK_STAMP) browser
 	$(BIN)/ruff check $(CODE)
 	$(BIN)/ruff format --check $(CODE)
 	$(BIN)/mypy services/common
@@ -47,5 +65,9 @@ e2e-compose: $(STAMP)
 		status=$$?; $(E2E_COMPOSE) logs --no-color > deploy/compose/e2e.log 2>&1; \
 		$(E2E_COMPOSE) down --volumes --remove-orphans; exit $$status
 
+# Screenshots of the desk app's main screens for docs/desk/ (taken by the browser tests).
+desk-screenshots: $(STAMP) $(DESK_STAMP) browser
+	BROWSER_SCREENSHOTS=docs $(BIN)/pytest tests/browser -q
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache $(DESK)/node_modules

@@ -10,6 +10,7 @@ from pathlib import Path
 from services.common.settings import load_settings
 from services.registry import SERVICES
 from services.ticketing import cli as ticket_cli
+from services.ticketing import desk_cli
 
 
 def _intake_id(value: str) -> int:
@@ -78,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
             one.add_argument("--reason", required=True, help="told to the user")
 
     ticket_cli.add_parsers(sub)
+    desk_cli.add_parsers(sub)
     stats = sub.add_parser("stats", help="counts from every service (exit 1 if one is silent)")
     stats.add_argument("--json", action="store_true", help="every answer as JSON")
     sub.add_parser("demo-data", help="load a small sample registry into the running system")
@@ -146,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(run_intake(settings, args))
     if args.command in ("ticket", "checkin"):
         return asyncio.run(ticket_cli.run_ticket(settings, args))
+    if args.command == "desk":
+        return asyncio.run(desk_cli.run_desk(settings, args))
     if args.command == "stats":
         from services.stats_cli import run_stats
 

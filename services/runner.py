@@ -15,6 +15,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -30,6 +31,7 @@ from services.common.migrate import migrate
 from services.common.settings import RUNTIME_FILE, Settings, load_settings
 from services.registry import SERVICES, builder
 
+DESK_PORT = 8087  # ticketing's default HEALTH_PORT
 LOCAL_FAKE_TOKEN = "local-fake-graph"  # noqa: S105 (not a secret: the fake accepts any token)
 
 
@@ -104,6 +106,15 @@ class LocalSystem:
         tmp.replace(path)
 
 
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+        return True
+
+
 def _ready(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=1) as resp:  # noqa: S310 (loopback)
@@ -160,6 +171,11 @@ def _plan_children(system: LocalSystem, env: dict[str, str]) -> None:
             child_env["READYZ_DEPENDS"] = ",".join(ready_urls)
         else:
             port = free_port()
+            if name == "ticketing":
+                # The desk app's address: a fixed port where free, because a browser keeps an
+                # enrolled desk (and its offline queue) per origin.
+                port = DESK_PORT if port_free(DESK_PORT) else port
+                system.runtime["desk_url"] = f"http://127.0.0.1:{port}/desk/"
             child_env["HEALTH_PORT"] = str(port)
             ready_urls.append(f"http://127.0.0.1:{port}/readyz")
         system.children.append(
@@ -294,6 +310,8 @@ def _supervise(system: LocalSystem, stopping, log) -> None:
             )
             print(
                 f"\nvaksin is up. Webhook: {system.runtime['ingress_url']}/webhook\n"
+                f"Facility desk app: {system.runtime.get('desk_url')} "
+                "(enrol a device with `vaksin desk add`)\n"
                 "Try it: `vaksin demo-data`, then `vaksin chat` in another terminal. "
                 "Ctrl-C stops everything.\n",
                 file=sys.stderr,

@@ -6,6 +6,7 @@ Jakarta, is revoked when its booking is rescheduled or cancelled, and is used up
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -64,6 +65,7 @@ DETAILS: dict[TicketStatus, str] = {
     TicketStatus.REVOKED: "the booking was rescheduled or cancelled: this ticket is void",
     TicketStatus.ALREADY_USED: "the ticket was already used",
     TicketStatus.FORGED: "not a ticket issued by this system",
+    TicketStatus.ANOTHER_FACILITY: "the ticket is for another facility: send the person there",
     TicketStatus.REDEEMED: "checked in",
     TicketStatus.DOSE_RECORDED: "dose recorded for a ticket checked in earlier",
 }
@@ -108,3 +110,57 @@ def measurements(
                 "blood pressure out of range (systolic 50-300, diastolic 20-200)"
             )
     return Measurements(temperature, systolic, diastolic)
+
+
+# --- facility desks -----------------------------------------------------------------------------
+
+# A one-time enrolment code: typed on a tablet (or scanned from the QR `vaksin desk add` shows),
+# so the ticket code's unambiguous alphabet, 12 of them (about 59 bits), in groups of four.
+ENROLMENT_CODE_LENGTH = 12
+ENROLMENT_TTL = timedelta(hours=24)
+CREDENTIAL_PREFIX = "vkd_"  # so a leaked one is recognizable (secret scanners, logs)
+DESK_NAME_MAX = 60
+# How far back a desk's clock may place a check-in it queued offline: the ticket is judged at
+# the time of the scan, not of the sync, so a desk offline at the end of the day does not find
+# its people "expired" the next morning; older than this, or in the future, is judged now.
+OFFLINE_WINDOW = timedelta(hours=72)
+
+
+def new_enrolment_code() -> str:
+    code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(ENROLMENT_CODE_LENGTH))
+    return "-".join(code[i : i + 4] for i in range(0, ENROLMENT_CODE_LENGTH, 4))
+
+
+def enrolment_code(text: str) -> str | None:
+    """The canonical form of a typed or scanned enrolment code (any case, with or without
+    dashes and spaces); None when it cannot be one."""
+    code = "".join(c for c in text.upper() if c not in "- ")
+    if len(code) != ENROLMENT_CODE_LENGTH or any(c not in CODE_ALPHABET for c in code):
+        return None
+    return code
+
+
+def new_desk_credential() -> str:
+    return CREDENTIAL_PREFIX + secrets.token_urlsafe(32)
+
+
+def digest(secret: str) -> bytes:
+    """What is stored of a code or credential. A plain SHA-256 is enough: both are random with
+    59 bits or more, so there is no dictionary to try, and a lookup by digest needs no salt."""
+    return hashlib.sha256(secret.encode()).digest()
+
+
+def ticket_code(text: str) -> str | None:
+    """A ticket code typed at the desk (any case, spaces ignored); None when it cannot be one."""
+    code = "".join(text.upper().split())
+    if len(code) != CODE_LENGTH or any(c not in CODE_ALPHABET for c in code):
+        return None
+    return code
+
+
+def judged_at(scanned_at: datetime | None, now: datetime) -> datetime:
+    """The time a desk's check-in is judged at: when the device scanned it (a queue synced
+    later), unless that is in the future or older than OFFLINE_WINDOW."""
+    if scanned_at is None or scanned_at > now or scanned_at < now - OFFLINE_WINDOW:
+        return now
+    return scanned_at

@@ -1,5 +1,6 @@
 """The only SQL of the ticketing service: tickets (`ticketing.ticket`), void bookings
-(`ticketing.void_booking`) and the outbox (see migrations)."""
+(`ticketing.void_booking`), facility desks and their check-ins (`ticketing.desk`,
+`ticketing.desk_checkin`) and the outbox (see migrations)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import date, datetime, time
 from typing import Any
 
 import asyncpg
+from pydantic import BaseModel
 
 from services.common.outbox import queue_in_order
 from services.ticketing.domain import Measurements, TicketState
@@ -47,6 +49,8 @@ class Ticket(NewTicket):
     diastolic: int | None
     dose_given_at: datetime | None
     dose_given_by: str | None
+    redeemed_desk_id: int | None
+    dose_given_desk_id: int | None
 
     @property
     def state(self) -> TicketState:
@@ -150,6 +154,11 @@ async def find(conn: asyncpg.Connection | asyncpg.Pool, ticket_id: str) -> Ticke
     return _ticket(row) if row else None
 
 
+async def find_by_code(conn: asyncpg.Connection | asyncpg.Pool, code: str) -> Ticket | None:
+    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM ticketing.ticket WHERE code = $1", code)
+    return _ticket(row) if row else None
+
+
 async def find_by_booking(conn: asyncpg.Connection, booking_id: int) -> Ticket | None:
     row = await conn.fetchrow(
         f"SELECT {_COLUMNS} FROM ticketing.ticket WHERE booking_id = $1", booking_id
@@ -179,6 +188,7 @@ async def redeem(
     measured: Measurements,
     dose_given: bool,
     now: datetime,
+    desk_id: int | None = None,
 ) -> Ticket | None:
     """The single use: one conditional UPDATE. None when it was not redeemable (already used,
     revoked or expired), including when a concurrent check-in won."""
@@ -187,7 +197,9 @@ async def redeem(
             SET redeemed_at = $2, redeemed_by = $3, redeemed_via = $4,
                 temperature_c = $5, systolic = $6, diastolic = $7,
                 dose_given_at = CASE WHEN $8 THEN $2 END,
-                dose_given_by = CASE WHEN $8 THEN $3 END
+                dose_given_by = CASE WHEN $8 THEN $3 END,
+                redeemed_desk_id = $9,
+                dose_given_desk_id = CASE WHEN $8 THEN $9::bigint END
             WHERE ticket_id = $1 AND redeemed_at IS NULL AND revoked_at IS NULL
               AND expires_at > $2
             RETURNING {_COLUMNS}""",
@@ -199,23 +211,31 @@ async def redeem(
         measured.systolic,
         measured.diastolic,
         dose_given,
+        desk_id,
     )
     return _ticket(row) if row else None
 
 
 async def record_dose_given(
-    conn: asyncpg.Connection, ticket_id: str, *, by: str, now: datetime
+    conn: asyncpg.Connection,
+    ticket_id: str,
+    *,
+    by: str,
+    now: datetime,
+    desk_id: int | None = None,
 ) -> Ticket | None:
     """The dose given to a person checked in earlier without it: once, and never on a revoked
     ticket (its booking was cancelled or moved after the check-in)."""
     row = await conn.fetchrow(
-        f"""UPDATE ticketing.ticket SET dose_given_at = $2, dose_given_by = $3
+        f"""UPDATE ticketing.ticket
+            SET dose_given_at = $2, dose_given_by = $3, dose_given_desk_id = $4
             WHERE ticket_id = $1 AND redeemed_at IS NOT NULL AND dose_given_at IS NULL
               AND revoked_at IS NULL
             RETURNING {_COLUMNS}""",
         ticket_id,
         now,
         by,
+        desk_id,
     )
     return _ticket(row) if row else None
 
@@ -235,3 +255,176 @@ async def stats(pool: asyncpg.Pool, now: datetime) -> dict[str, int]:
     )
     assert row is not None
     return dict(row)
+
+
+# --- facility desks -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Desk:
+    desk_id: int
+    facility_code: str
+    facility_name: str
+    name: str
+    enrolment_expires_at: datetime
+    enrolled_at: datetime | None
+    created_at: datetime
+    created_by: str
+    revoked_at: datetime | None
+    revoked_by: str | None
+    last_seen_at: datetime | None
+
+
+_DESK_COLUMNS = ", ".join(f.name for f in fields(Desk))
+
+
+async def add_desk(
+    pool: asyncpg.Pool,
+    *,
+    facility_code: str,
+    facility_name: str,
+    name: str,
+    enrolment_hash: bytes,
+    expires_at: datetime,
+    by: str,
+    now: datetime,
+) -> Desk:
+    row = await pool.fetchrow(
+        f"""INSERT INTO ticketing.desk (facility_code, facility_name, name, enrolment_hash,
+                                        enrolment_expires_at, created_by, created_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {_DESK_COLUMNS}""",
+        facility_code,
+        facility_name,
+        name,
+        enrolment_hash,
+        expires_at,
+        by,
+        now,
+    )
+    assert row is not None
+    return Desk(**dict(row))
+
+
+async def enrol_desk(
+    pool: asyncpg.Pool, enrolment_hash: bytes, credential_hash: bytes, now: datetime
+) -> tuple[Desk | None, Desk | None]:
+    """Trade an enrolment code for a credential, once: (the desk enrolled now, None), or
+    (None, the desk the code was for, if any) to tell why not (used, expired, revoked)."""
+    row = await pool.fetchrow(
+        f"""UPDATE ticketing.desk SET enrolled_at = $3, credential_hash = $2, last_seen_at = $3
+            WHERE enrolment_hash = $1 AND enrolled_at IS NULL AND revoked_at IS NULL
+              AND enrolment_expires_at > $3
+            RETURNING {_DESK_COLUMNS}""",
+        enrolment_hash,
+        credential_hash,
+        now,
+    )
+    if row is not None:
+        return Desk(**dict(row)), None
+    row = await pool.fetchrow(
+        f"SELECT {_DESK_COLUMNS} FROM ticketing.desk WHERE enrolment_hash = $1", enrolment_hash
+    )
+    return None, Desk(**dict(row)) if row else None
+
+
+async def desk_by_credential(
+    pool: asyncpg.Pool, credential_hash: bytes, now: datetime
+) -> Desk | None:
+    """The desk a credential belongs to (revoked ones included: the caller tells them apart),
+    noting that it was seen."""
+    row = await pool.fetchrow(
+        f"""UPDATE ticketing.desk SET last_seen_at = $2
+            WHERE credential_hash = $1 RETURNING {_DESK_COLUMNS}""",
+        credential_hash,
+        now,
+    )
+    return Desk(**dict(row)) if row else None
+
+
+@dataclass(frozen=True)
+class DeskListing:
+    desk: Desk
+    checkins: int
+    last_checkin_at: datetime | None
+
+
+async def list_desks(
+    pool: asyncpg.Pool, facility_code: str | None, with_revoked: bool
+) -> list[DeskListing]:
+    rows = await pool.fetch(
+        f"""SELECT {", ".join(f"d.{c}" for c in _DESK_COLUMNS.split(", "))},
+                   count(t.ticket_id) AS checkins, max(t.redeemed_at) AS last_checkin_at
+            FROM ticketing.desk d
+            LEFT JOIN ticketing.ticket t ON t.redeemed_desk_id = d.desk_id
+            WHERE ($1::text IS NULL OR d.facility_code = $1)
+              AND ($2 OR d.revoked_at IS NULL)
+            GROUP BY d.desk_id
+            ORDER BY d.facility_code, d.desk_id""",
+        facility_code,
+        with_revoked,
+    )
+    listings = []
+    for row in rows:
+        values = dict(row)
+        checkins, last = values.pop("checkins"), values.pop("last_checkin_at")
+        listings.append(DeskListing(Desk(**values), checkins, last))
+    return listings
+
+
+async def revoke_desk(
+    pool: asyncpg.Pool, desk_id: int, by: str, now: datetime
+) -> tuple[Desk | None, bool]:
+    """(the desk, whether this call revoked it); (None, False) for an unknown id."""
+    row = await pool.fetchrow(
+        f"""UPDATE ticketing.desk SET revoked_at = $3, revoked_by = $2
+            WHERE desk_id = $1 AND revoked_at IS NULL RETURNING {_DESK_COLUMNS}""",
+        desk_id,
+        by,
+        now,
+    )
+    if row is not None:
+        return Desk(**dict(row)), True
+    row = await pool.fetchrow(
+        f"SELECT {_DESK_COLUMNS} FROM ticketing.desk WHERE desk_id = $1", desk_id
+    )
+    return (Desk(**dict(row)) if row else None), False
+
+
+async def claim_desk_checkin(
+    conn: asyncpg.Connection, desk_id: int, client_id: str, scanned_at: datetime, now: datetime
+) -> dict[str, Any] | None:
+    """Claim a desk's check-in by the device's id for it. None when this call claimed it (go
+    on, then `answer_desk_checkin`); else the answer given the first time. A twin sent at the
+    same moment waits here for the first one's transaction, then reads its answer."""
+    claimed = await conn.fetchval(
+        """INSERT INTO ticketing.desk_checkin
+               (desk_id, client_id, status, scanned_at, received_at, answer)
+           VALUES ($1, $2, 'pending', $3, $4, '{}') ON CONFLICT DO NOTHING RETURNING true""",
+        desk_id,
+        client_id,
+        scanned_at,
+        now,
+    )
+    if claimed:
+        return None
+    answer = await conn.fetchval(
+        "SELECT answer FROM ticketing.desk_checkin WHERE desk_id = $1 AND client_id = $2",
+        desk_id,
+        client_id,
+    )
+    return answer
+
+
+async def answer_desk_checkin(
+    conn: asyncpg.Connection, desk_id: int, client_id: str, answer: BaseModel
+) -> None:
+    values = answer.model_dump(mode="json")
+    await conn.execute(
+        """UPDATE ticketing.desk_checkin SET ticket_id = $3, status = $4, answer = $5
+           WHERE desk_id = $1 AND client_id = $2""",
+        desk_id,
+        client_id,
+        values.get("ticket_id"),
+        values["status"],
+        values,
+    )

@@ -219,33 +219,131 @@ async def checkin(
     second check-in with `dose_given`: the injection comes after the on-site screening."""
     async with pool.acquire() as conn, conn.transaction():
         ticket = await _authentic(conn, token, key)
-        if ticket is None:
-            return _answer(TicketStatus.FORGED)
+        return await _redeem(
+            conn, ticket, by=by, via=via, measured=measured, dose_given=dose_given, now=now
+        )
+
+
+async def _redeem(
+    conn: asyncpg.Connection,
+    ticket: repo.Ticket | None,
+    *,
+    by: str,
+    via: str,
+    measured: domain.Measurements,
+    dose_given: bool,
+    now: datetime,
+    desk_id: int | None = None,
+) -> TicketCheck:
+    if ticket is None:
+        return _answer(TicketStatus.FORGED)
+    status = domain.status(ticket.state, now)
+    if status is TicketStatus.VALID:
+        redeemed = await repo.redeem(
+            conn,
+            ticket.ticket_id,
+            by=by,
+            via=via,
+            measured=measured,
+            dose_given=dose_given,
+            now=now,
+            desk_id=desk_id,
+        )
+        if redeemed is not None:
+            if dose_given:
+                await _dose_given(conn, redeemed, now)
+            return _answer(TicketStatus.REDEEMED, redeemed)
+        # A concurrent check-in won the row: tell what it did.
+        ticket = await repo.find(conn, ticket.ticket_id)
+        assert ticket is not None
         status = domain.status(ticket.state, now)
-        if status is TicketStatus.VALID:
-            redeemed = await repo.redeem(
+    if status is TicketStatus.ALREADY_USED and dose_given and ticket.dose_given_at is None:
+        recorded = await repo.record_dose_given(
+            conn, ticket.ticket_id, by=by, now=now, desk_id=desk_id
+        )
+        if recorded is not None:
+            await _dose_given(conn, recorded, now)
+            return _answer(TicketStatus.DOSE_RECORDED, recorded)
+    return _answer(status, ticket)
+
+
+# --- at a facility desk (the desk app, with a desk credential) ----------------------------------
+
+
+@dataclass(frozen=True)
+class TicketRef:
+    """What a desk scanned or typed: the QR code's text, or the 8-character code read aloud."""
+
+    token: str | None = None
+    code: str | None = None
+
+
+async def _lookup(
+    conn: asyncpg.Connection | asyncpg.Pool, ref: TicketRef, key: Ed25519PrivateKey
+) -> repo.Ticket | None:
+    if ref.token is not None:
+        return await _authentic(conn, ref.token, key)
+    code = domain.ticket_code(ref.code or "")
+    return await repo.find_by_code(conn, code) if code else None
+
+
+def _another_facility(desk: repo.Desk, ticket: repo.Ticket | None) -> bool:
+    return ticket is not None and ticket.facility_code != desk.facility_code
+
+
+async def desk_check(
+    pool: asyncpg.Pool, desk: repo.Desk, ref: TicketRef, key: Ed25519PrivateKey, now: datetime
+) -> TicketCheck:
+    """What a scan means to this desk: a ticket of another facility is not its to judge."""
+    ticket = await _lookup(pool, ref, key)
+    if ticket is None:
+        return _answer(TicketStatus.FORGED)
+    if _another_facility(desk, ticket):
+        return _answer(TicketStatus.ANOTHER_FACILITY, ticket)
+    return _answer(domain.status(ticket.state, now), ticket)
+
+
+async def desk_checkin(
+    pool: asyncpg.Pool,
+    desk: repo.Desk,
+    ref: TicketRef,
+    key: Ed25519PrivateKey,
+    *,
+    client_id: str,
+    measured: domain.Measurements,
+    dose_given: bool,
+    scanned_at: datetime | None,
+    now: datetime,
+) -> TicketCheck:
+    """A desk's check-in, maybe queued offline and synced now. The server stays the judge of
+    the single use: of two desks that checked one ticket in while offline, the first to sync
+    redeems it and the other is told who did and when. Judged at the time of the scan (see
+    `domain.judged_at`); the same `client_id` sent again gets the first answer, not a second
+    effect."""
+    at = domain.judged_at(scanned_at, now)
+    async with pool.acquire() as conn, conn.transaction():
+        first = await repo.claim_desk_checkin(conn, desk.desk_id, client_id, at, now)
+        if first is not None:
+            return TicketCheck.model_validate(first)
+        ticket = await _lookup(conn, ref, key)
+        if _another_facility(desk, ticket):
+            check = _answer(TicketStatus.ANOTHER_FACILITY, ticket)
+        else:
+            check = await _redeem(
                 conn,
-                ticket.ticket_id,
-                by=by,
-                via=via,
+                ticket,
+                by=desk.name,
+                via=DESK_CHANNEL,
                 measured=measured,
                 dose_given=dose_given,
-                now=now,
+                now=at,
+                desk_id=desk.desk_id,
             )
-            if redeemed is not None:
-                if dose_given:
-                    await _dose_given(conn, redeemed, now)
-                return _answer(TicketStatus.REDEEMED, redeemed)
-            # A concurrent check-in won the row: tell what it did.
-            ticket = await repo.find(conn, ticket.ticket_id)
-            assert ticket is not None
-            status = domain.status(ticket.state, now)
-        if status is TicketStatus.ALREADY_USED and dose_given and ticket.dose_given_at is None:
-            recorded = await repo.record_dose_given(conn, ticket.ticket_id, by=by, now=now)
-            if recorded is not None:
-                await _dose_given(conn, recorded, now)
-                return _answer(TicketStatus.DOSE_RECORDED, recorded)
-        return _answer(status, ticket)
+        await repo.answer_desk_checkin(conn, desk.desk_id, client_id, check)
+        return check
+
+
+DESK_CHANNEL = "desk"
 
 
 async def _dose_given(conn: asyncpg.Connection, ticket: repo.Ticket, now: datetime) -> None:

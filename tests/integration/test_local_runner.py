@@ -40,6 +40,11 @@ def test_up_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
         processes = runtime["processes"]
         assert set(processes) == {"nats", "postgres", "fake-graph", *SERVICES}
         assert sorted(processes.values()) == sorted(children(up.pid))
+        # The desk app, where the ticketing service serves it.
+        assert runtime["desk_url"].startswith("http://127.0.0.1:")
+        assert runtime["desk_url"].endswith("/desk/")
+        status, page = get(runtime["desk_url"])
+        assert status == 200 and b"Meja Vaksinasi" in page
 
         # Another command finds the running system through DATA_DIR alone.
         loaded = subprocess.run([*VAKSIN, "demo-data"], env=env, capture_output=True, text=True)

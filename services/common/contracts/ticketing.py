@@ -46,6 +46,7 @@ class TicketStatus(StrEnum):
     REVOKED = "revoked"  # the booking was rescheduled or cancelled
     ALREADY_USED = "already_used"  # redeemed before (when and by whom are given)
     FORGED = "forged"  # not a token we signed (or not a token at all)
+    ANOTHER_FACILITY = "another_facility"  # authentic, but a desk of another facility scanned it
     REDEEMED = "redeemed"  # check-in: this request redeemed it
     DOSE_RECORDED = "dose_recorded"  # check-in with dose given on a ticket redeemed without it
 
