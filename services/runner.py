@@ -162,6 +162,7 @@ def _plan_children(system: LocalSystem, env: dict[str, str]) -> None:
         env["WHATSAPP_API_BASE"] = f"http://127.0.0.1:{port}/v25.0"
         env["WHATSAPP_ACCESS_TOKEN"] = LOCAL_FAKE_TOKEN
         system.runtime["fake_graph_url"] = f"http://127.0.0.1:{port}"
+        system.runtime["simulator_url"] = f"http://127.0.0.1:{port}/simulator/"
     system.runtime["whatsapp_api_base"] = env.get("WHATSAPP_API_BASE", settings.whatsapp_api_base)
     ready_urls: list[str] = []
     for name in SERVICES:
@@ -308,12 +309,17 @@ def _supervise(system: LocalSystem, stopping, log) -> None:
                 webhook=f"{system.runtime['ingress_url']}/webhook",
                 data_dir=str(system.data_dir),
             )
+            simulator = system.runtime.get("simulator_url")
+            try_it = (
+                f"open {simulator} (chat simulator) or run `vaksin chat`"
+                if simulator
+                else "write to your WhatsApp business number"
+            )
             print(
                 f"\nvaksin is up. Webhook: {system.runtime['ingress_url']}/webhook\n"
                 f"Facility desk app: {system.runtime.get('desk_url')} "
                 "(enrol a device with `vaksin desk add`)\n"
-                "Try it: `vaksin demo-data`, then `vaksin chat` in another terminal. "
-                "Ctrl-C stops everything.\n",
+                f"Try it: `vaksin demo-data`, then {try_it}. Ctrl-C stops everything.\n",
                 file=sys.stderr,
                 flush=True,
             )

@@ -66,21 +66,37 @@ async def _qr_text(http: aiohttp.ClientSession, fake: str, body: dict[str, Any])
 
 
 def inbound(phone: str, name: str, text: str, options: list[tuple[str, str]]) -> dict[str, Any]:
-    message: dict[str, Any] = {
+    """The notification for a typed line: a number picks one of the last `options`."""
+    choice = int(text) - 1 if text.isdigit() and 0 < int(text) <= len(options) else None
+    if choice is None:
+        return notification(phone, name, text_message(text))
+    reply_id, title = options[choice]
+    return notification(phone, name, reply_message(reply_id, title))
+
+
+def text_message(text: str) -> dict[str, Any]:
+    return {"type": "text", "text": {"body": text}}
+
+
+def reply_message(reply_id: str, title: str, *, from_list: bool | None = None) -> dict[str, Any]:
+    """A tap on a reply button or a list row (`from_list`; guessed from the id when None)."""
+    if from_list is None:
+        from_list = reply_id.split(".")[0] in {"loc", "slot"}
+    kind = "list_reply" if from_list else "button_reply"
+    return {
+        "type": "interactive",
+        "interactive": {"type": kind, kind: {"id": reply_id, "title": title}},
+    }
+
+
+def notification(phone: str, name: str, message: dict[str, Any]) -> dict[str, Any]:
+    """A `messages` notification as Meta posts it, with one message from `phone`."""
+    message = {
         "from": phone,
         "id": f"wamid.chat.{uuid.uuid4().hex}",
         "timestamp": str(int(time.time())),
+        **message,
     }
-    choice = int(text) - 1 if text.isdigit() and 0 < int(text) <= len(options) else None
-    if choice is not None:
-        reply_id, title = options[choice]
-        kind = "list_reply" if reply_id.split(".")[0] in {"loc", "slot"} else "button_reply"
-        message |= {
-            "type": "interactive",
-            "interactive": {"type": kind, kind: {"id": reply_id, "title": title}},
-        }
-    else:
-        message |= {"type": "text", "text": {"body": text}}
     return {
         "object": "whatsapp_business_account",
         "entry": [

@@ -20,6 +20,7 @@ Routes (`{version}` like `v25.0`):
   GET  /_fake/timeline?after=N                 times of accepted sends with index > N (benchmarks)
   GET  /_fake/media/{media_id}                 an uploaded file as it was received (404 unknown)
   POST /_fake/fail                             {"code", "http_status", "times", "retry_after"}
+  /simulator/                                  the chat simulator (simulator.py)
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from services.devtools.simulator import add_simulator_routes
 from services.ingress.webhook import sign
 
 API_VERSION = "v25.0"
@@ -456,7 +458,7 @@ class FakeGraph:
         payload = status_webhook(
             wamid, status, record["to"], record["phone_number_id"], errors=errors
         )
-        return await self._post_webhook(payload)
+        return await self.post_webhook(payload)
 
     # --- HTTP ------------------------------------------------------------------------------
 
@@ -470,6 +472,7 @@ class FakeGraph:
         app.router.add_get("/_fake/timeline", self._timeline)
         app.router.add_get("/_fake/media/{media_id}", self._media_file)
         app.router.add_post("/_fake/fail", self._inject_failure)
+        add_simulator_routes(app, self)
         return app
 
     async def _client_session(self, app: web.Application) -> AsyncIterator[None]:
@@ -691,7 +694,7 @@ class FakeGraph:
     ) -> None:
         for status in ("sent", "delivered"):
             await asyncio.sleep(self.status_delay)
-            await self._post_webhook(
+            await self.post_webhook(
                 status_webhook(wamid, status, to, number_id, callback_data=callback)
             )
 
@@ -702,11 +705,11 @@ class FakeGraph:
         error = error_envelope(131047)["error"]
         details = "more than 24 hours have passed since the customer last replied"
         errors = [{"code": 131047, "title": error["message"], "error_data": {"details": details}}]
-        await self._post_webhook(
+        await self.post_webhook(
             status_webhook(wamid, "failed", to, number_id, errors=errors, callback_data=callback)
         )
 
-    async def _post_webhook(self, payload: dict[str, Any]) -> int | None:
+    async def post_webhook(self, payload: dict[str, Any]) -> int | None:
         if not (self.webhook_url and self.app_secret):
             raise RuntimeError("FakeGraph was started without webhook_url and app_secret")
         raw = json.dumps(payload).encode()
