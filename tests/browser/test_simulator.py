@@ -14,12 +14,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
-from tests.browser.conftest import LoopThread, new_context
 
 from services.common.clock import jakarta_today
 from services.common.embedded import free_port
 from services.common.settings import Settings
 from services.devtools.fake_graph import FakeGraph
+from tests.browser.conftest import LoopThread, new_context
 from tests.conftest import Servers
 from tests.e2e.conftest import BUILDERS, System, new_person
 
