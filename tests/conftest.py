@@ -61,10 +61,15 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
 
 @pytest.fixture
 def settings(servers: Servers, tmp_path: Path) -> Settings:
+    return settings_for(servers, tmp_path)
+
+
+def settings_for(servers: Servers, data_dir: Path) -> Settings:
+    """The settings of a test's services: the session's servers, fixed test secrets."""
     return Settings(
         nats_url=servers.nats_url,
         database_url=servers.database_url,
-        data_dir=tmp_path,
+        data_dir=data_dir,
         whatsapp_app_secret="test-app-secret",
         whatsapp_verify_token="test-verify-token",
         whatsapp_access_token="test-access-token",

@@ -17,10 +17,9 @@ from playwright.sync_api import Browser, Locator, Page, expect
 
 from services.common.clock import jakarta_today
 from services.common.embedded import free_port
-from services.common.settings import Settings
 from services.devtools.fake_graph import FakeGraph
 from tests.browser.conftest import LoopThread, new_context
-from tests.conftest import Servers
+from tests.conftest import Servers, settings_for
 from tests.e2e.conftest import BUILDERS, System, new_person
 
 pytestmark = pytest.mark.servers
@@ -44,20 +43,7 @@ class Simulated:
 def simulated(
     servers: Servers, service_loop: LoopThread, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Simulated]:
-    base = Settings(
-        nats_url=servers.nats_url,
-        database_url=servers.database_url,
-        data_dir=tmp_path_factory.mktemp("simulator"),
-        whatsapp_app_secret="simulator-app-secret",
-        whatsapp_verify_token="simulator-verify-token",
-        whatsapp_access_token="simulator-access-token",
-        nik_pepper="test-pepper",
-        operator_token="test-operator-token",
-        ticket_signing_key="dGVzdC10aWNrZXQtc2lnbmluZy1rZXktMzItYnl0ZXM",
-        dialog_partitions=4,
-        notifier_partitions=4,
-        log_json=True,
-    )
+    base = settings_for(servers, tmp_path_factory.mktemp("simulator"))
 
     async def start() -> System:
         ingress_port = free_port()
