@@ -29,9 +29,11 @@ from faststream import AckPolicy, BaseMiddleware, StreamMessage
 from faststream.exceptions import HandlerException, NackMessage, RejectMessage
 from faststream.nats import ConsumerConfig, JStream, NatsBroker, NatsRouter, PullSub
 from nats.aio.msg import Msg
+from opentelemetry import trace
 from prometheus_client import Counter
 from pydantic import ValidationError
 
+from services.common import tracing
 from services.common.contracts.deadletters import DeadMessage
 from services.common.contracts.streams import DEAD_LETTERS
 from services.common.contracts.subjects import DEADLETTER_CONSUMER
@@ -118,6 +120,8 @@ class Redelivery(BaseMiddleware):
     async def consume_scope(self, call_next: Callable[..., Any], msg: StreamMessage[Any]) -> Any:
         raw = msg.raw_message
         keep_alive = _KeepAlive.start(raw) if _is_jetstream(raw) else None
+        if keep_alive is not None and tracing.enabled():
+            _mark_delivery(raw)
         try:
             return await call_next(msg)
         except HandlerException:
@@ -139,6 +143,10 @@ class Redelivery(BaseMiddleware):
                     in_seconds=delay,
                     error=_describe(exc),
                 )
+                if tracing.enabled():
+                    trace.get_current_span().add_event(
+                        "delivered again later", {"vaksin.retry_in_seconds": delay}
+                    )
                 raise NackMessage(delay=delay) from exc
             await self._dead_letter(raw, consumer, exc)
             raise RejectMessage() from exc
@@ -154,6 +162,18 @@ class Redelivery(BaseMiddleware):
         except Exception:
             # Still in its stream (terminated, with JetStream's advisory): found by sequence.
             log.exception("could not store the dead letter", consumer=consumer)
+
+
+def _mark_delivery(raw: Msg) -> None:
+    """On the span of this delivery (FastStream's, outside this middleware): which delivery it
+    is. Every delivery continues the trace context stored in the message's headers, so a retry
+    is a sibling of the first attempt in the same trace, marked `vaksin.retry`."""
+    meta = raw.metadata
+    span = trace.get_current_span()
+    span.set_attribute("vaksin.consumer", meta.consumer)
+    span.set_attribute("vaksin.delivery", meta.num_delivered)
+    if meta.num_delivered > 1:
+        span.set_attribute("vaksin.retry", True)
 
 
 class _KeepAlive:

@@ -16,6 +16,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
+from opentelemetry import trace
 
 NIK_RE = re.compile(r"(?<!\d)\d{16}(?!\d)")
 # +62 / 62 / 0 followed by 8 and 7-12 digits (Indonesian mobiles), or any 10-15 digit run
@@ -46,6 +47,7 @@ SENSITIVE_KEYS = frozenset(
     }
 )
 MASK = "[redacted]"
+_TRACE_KEYS = frozenset({"trace_id", "span_id"})
 
 
 def _wamid_digest(match: re.Match[str]) -> str:
@@ -79,6 +81,8 @@ def redact_pii(
 ) -> MutableMapping[str, Any]:
     suffixes = event_dict.get("pii_context") == "identity"
     for key in list(event_dict):
+        if key in _TRACE_KEYS:
+            continue  # hex ids (add_trace_ids), whose digit runs could look like a phone number
         if key.lower() in SENSITIVE_KEYS:
             event_dict[key] = MASK
         else:
@@ -86,9 +90,22 @@ def redact_pii(
     return event_dict
 
 
+def add_trace_ids(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """`trace_id` and `span_id` of the current span, when tracing is on (services/common/
+    tracing.py): a log line leads to its trace, and back. Off, the current span is invalid."""
+    span_context = trace.get_current_span().get_span_context()
+    if span_context.is_valid:
+        event_dict.setdefault("trace_id", format(span_context.trace_id, "032x"))
+        event_dict.setdefault("span_id", format(span_context.span_id, "016x"))
+    return event_dict
+
+
 def _shared_processors() -> list[Any]:
     return [
         structlog.contextvars.merge_contextvars,
+        add_trace_ids,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -2,18 +2,25 @@
 then relayed to JetStream with `Nats-Msg-Id = <schema>-outbox-<id>` (so a re-sent row is a duplicate
 that JetStream drops). A row is deleted only after its PubAck: a crash in between re-sends it, and
 the message id makes that harmless. Each owning schema has its own `outbox` table (see migrations).
+
+A row keeps the trace context of the transaction that wrote it (`trace_context`, a W3C
+traceparent; NULL while tracing is off, services/common/tracing.py): the relay publishes it in
+that trace, so a fact that leaves seconds later is still part of the message that caused it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import structlog
 from faststream.nats import NatsBroker
 from pydantic import BaseModel
+
+from services.common import tracing
 
 log = structlog.get_logger(__name__)
 
@@ -26,21 +33,26 @@ async def enqueue(
 ) -> None:
     """Add a message to the outbox inside the caller's transaction."""
     await conn.execute(
-        f"INSERT INTO {schema}.outbox (subject, stream, payload) VALUES ($1, $2, $3)",
+        f"INSERT INTO {schema}.outbox (subject, stream, payload, trace_context) "
+        "VALUES ($1, $2, $3, $4)",
         subject,
         stream,
         message.model_dump(mode="json"),
+        tracing.current_traceparent(),
     )
 
 
-def queue_in_order(schema: str, subject: str, stream: str, payloads: str, when: str = "") -> str:
+def queue_in_order(
+    schema: str, subject: str, stream: str, payloads: str, when: str = "", trace: str = "NULL"
+) -> str:
     """SQL that adds one outbox row per element of a `jsonb[]` parameter, ids in its order, for
     a statement that does other work as well (in a CTE, one round trip for all). `subject`,
     `stream` and `payloads` name the statement's parameters ("$5"); `when`, a condition the
-    rows depend on."""
+    rows depend on; `trace`, the parameter of the rows' trace context
+    (`tracing.current_traceparent()`)."""
     return (
-        f"INSERT INTO {schema}.outbox (subject, stream, payload) "
-        f"SELECT {subject}, {stream}, message.payload "
+        f"INSERT INTO {schema}.outbox (subject, stream, payload, trace_context) "
+        f"SELECT {subject}, {stream}, message.payload, {trace}::text "
         f"FROM unnest({payloads}::jsonb[]) WITH ORDINALITY AS message (payload, n) "
         f"{'WHERE ' + when if when else ''} ORDER BY message.n"
     )
@@ -95,7 +107,8 @@ class OutboxRelay:
         """Publish one batch; return how many rows went out."""
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                f"SELECT id, subject, stream, payload FROM {self._schema}.outbox "
+                f"SELECT id, subject, stream, payload, trace_context, created_at "
+                f"FROM {self._schema}.outbox "
                 f"ORDER BY id LIMIT {_BATCH} FOR UPDATE SKIP LOCKED"
             )
             published: list[int] = []
@@ -112,6 +125,23 @@ class OutboxRelay:
         return len(published)
 
     async def _publish(self, row: Any) -> None:
+        if tracing.enabled() and row["trace_context"]:
+            # In the trace of the transaction that wrote it; the publish's own span (and the
+            # headers the consumer continues from) are children of this one.
+            attributes = {
+                "vaksin.outbox.schema": self._schema,
+                "vaksin.outbox.row": row["id"],
+                "messaging.destination.name": row["subject"],
+                "vaksin.outbox.waited_seconds": round(
+                    (datetime.now(UTC) - row["created_at"]).total_seconds(), 3
+                ),
+            }
+            with tracing.span("outbox relay", attributes, parent=row["trace_context"]):
+                await self._publish_now(row)
+        else:
+            await self._publish_now(row)
+
+    async def _publish_now(self, row: Any) -> None:
         await self._broker.publish(
             row["payload"],
             row["subject"],

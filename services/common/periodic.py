@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 import asyncpg
 import structlog
 
+from services.common import tracing
+
 if TYPE_CHECKING:
     from services.common.service import Hook, ServiceHost
 
@@ -26,7 +28,12 @@ def periodic(name: str, job: Job, every_seconds: float) -> tuple[Hook, Hook]:
     async def loop(pool: asyncpg.Pool) -> None:
         while True:
             try:
-                affected = await job(pool)
+                # A trace of its own per run (tracing on): the reminders and automatic bookings
+                # it queues through the outbox are followed from here to Meta.
+                with tracing.span(f"job {name}", {"vaksin.job": name}) as span:
+                    affected = await job(pool)
+                    if span is not None:
+                        span.set_attribute("vaksin.job.affected", affected)
                 log.info("periodic job done", job=name, affected=affected)
             except asyncio.CancelledError:
                 raise

@@ -4,16 +4,21 @@ in the right order. `run()` is what `vaksin service <name>` calls; tests use `st
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import asyncpg
 import structlog
 from aiohttp import web
 from faststream import AckPolicy
 from faststream.nats import NatsBroker, NatsRouter
+from faststream.nats.prometheus import NatsPrometheusMiddleware
+from prometheus_client import REGISTRY
 
+from services.common import tracing
 from services.common.consumers import Redelivery
 from services.common.contracts.deadletters import DeadMessage
 from services.common.contracts.streams import DEAD_LETTERS
@@ -22,6 +27,7 @@ from services.common.db import create_pool
 from services.common.health import ReadyCheck, add_health_routes, http_ready_check
 from services.common.outbox import OutboxRelay
 from services.common.settings import Settings
+from services.common.watch import Watcher
 
 log = structlog.get_logger(__name__)
 
@@ -35,7 +41,7 @@ def make_broker(settings: Settings, name: str, *routers: NatsRouter) -> NatsBrok
         settings.nats_url or "nats://127.0.0.1:4222",
         name=f"vaksin-{name}",
         ack_policy=AckPolicy.NACK_ON_ERROR,
-        middlewares=[Redelivery],
+        middlewares=broker_middlewares(name),
         graceful_timeout=10.0,
         logger=structlog.get_logger(f"faststream.{name}"),
         # "Received"/"Processed" for every message: useful when debugging, a flood otherwise.
@@ -56,6 +62,30 @@ def make_broker(settings: Settings, name: str, *routers: NatsRouter) -> NatsBrok
         description="A message that failed on every delivery, with its last error",
     )
     return broker
+
+
+def broker_middlewares(name: str) -> list[Any]:
+    """Outermost first. Tracing (FastStream's OpenTelemetry middleware: W3C trace context in
+    the NATS headers, a span per publish, request and processed message) only when it is on,
+    so that off it costs nothing per message; FastStream's Prometheus middleware (per
+    subscriber: received, processed by status, duration, in process; per destination:
+    published) always; then redelivery, inside both so that a failed delivery is seen by both."""
+    middlewares: list[Any] = []
+    provider = tracing.tracer_provider()
+    if provider is not None:
+        from faststream.nats.opentelemetry import NatsTelemetryMiddleware
+
+        middlewares.append(NatsTelemetryMiddleware(tracer_provider=provider))
+    middlewares.append(_prometheus_middleware(name))
+    middlewares.append(Redelivery)
+    return middlewares
+
+
+@functools.cache
+def _prometheus_middleware(name: str) -> NatsPrometheusMiddleware:
+    # One per service name and process: the metrics are registered once and shared (the tests
+    # run every service in one process, told apart by app_name).
+    return NatsPrometheusMiddleware(registry=REGISTRY, app_name=name, metrics_prefix="faststream")
 
 
 class ServiceHost:
@@ -87,6 +117,7 @@ class ServiceHost:
         self.uses_postgres = uses_postgres
         self.pool: asyncpg.Pool | None = None
         self.relay: OutboxRelay | None = None
+        self.watcher: Watcher | None = None
         self.web_app = web.Application(client_max_size=3 * 1024 * 1024)
         self._runner: web.AppRunner | None = None
 
@@ -106,6 +137,8 @@ class ServiceHost:
         await self.broker.connection.flush(timeout=5)
         if self.relay:
             self.relay.start()
+        self.watcher = Watcher(self.broker, self.pool)
+        self.watcher.start()
         checks: dict[str, ReadyCheck] = {"nats": self._nats_ready}
         if self.pool:
             checks["postgres"] = self._pg_ready
@@ -124,6 +157,8 @@ class ServiceHost:
     async def stop(self) -> None:
         if self._runner:
             await self._runner.cleanup()
+        if self.watcher:
+            await self.watcher.stop()
         if self.relay:
             await self.relay.stop()
         try:

@@ -29,6 +29,7 @@ from aiohttp import web
 from faststream.nats import NatsBroker
 from pydantic_core import PydanticSerializationError
 
+from services.common import tracing
 from services.common.contracts.deadletters import DeadMessage
 from services.common.contracts.streams import DEAD_LETTERS, WA_INBOUND
 from services.common.contracts.subjects import (
@@ -71,9 +72,22 @@ async def handshake(request: web.Request) -> web.Response:
 
 
 async def receive(request: web.Request) -> web.Response:
+    # The root of a message's trace (Meta sends no trace context); nothing when tracing is off.
+    with tracing.span("POST /webhook", kind=tracing.SpanKind.SERVER) as span:
+        response = await _receive(request)
+        if span is not None:
+            span.set_attribute("http.response.status_code", response.status)
+        return response
+
+
+async def _receive(request: web.Request) -> web.Response:
     started = time.perf_counter()
     settings = request.app[settings_key]
-    raw = await request.read()  # over client_max_size (3 MB, Meta's maximum) -> 413
+    try:
+        raw = await request.read()  # over client_max_size (3 MB, Meta's maximum) -> 413
+    except web.HTTPRequestEntityTooLarge:
+        WEBHOOK_REQUESTS.labels(result="413").inc()
+        raise
     signature = check_signature(
         raw, request.headers.get("X-Hub-Signature-256"), settings.whatsapp_app_secret
     )
@@ -137,18 +151,26 @@ async def _store(
     """Publish every item to WA_INBOUND, each on its own; the items that failed, with why."""
     publishes: dict[str, Awaitable[object]] = {}
     for i, m in enumerate(notification.messages):
-        publishes[f"message#{i}"] = broker.publish(
-            m,
-            inbound_message_subject(m.wa_id, settings.dialog_partitions),
-            stream=WA_INBOUND.name,
-            headers={"Nats-Msg-Id": m.wamid},
+        publishes[f"message#{i}"] = _traced(
+            broker.publish(
+                m,
+                inbound_message_subject(m.wa_id, settings.dialog_partitions),
+                stream=WA_INBOUND.name,
+                headers={"Nats-Msg-Id": m.wamid},
+            ),
+            "webhook message",
+            {"vaksin.wamid": m.wamid, "vaksin.message.type": m.type},
         )
     for i, s in enumerate(notification.statuses):
-        publishes[f"status#{i}"] = broker.publish(
-            s,
-            WA_INBOUND_STATUS,
-            stream=WA_INBOUND.name,
-            headers={"Nats-Msg-Id": f"status:{s.wamid}:{s.status}"},
+        publishes[f"status#{i}"] = _traced(
+            broker.publish(
+                s,
+                WA_INBOUND_STATUS,
+                stream=WA_INBOUND.name,
+                headers={"Nats-Msg-Id": f"status:{s.wamid}:{s.status}"},
+            ),
+            "webhook status",
+            {"vaksin.wamid": s.wamid, "vaksin.status": s.status},
         )
     results = await asyncio.gather(*publishes.values(), return_exceptions=True)
     failures: list[tuple[str, Exception]] = []
@@ -158,6 +180,19 @@ async def _store(
         elif isinstance(result, BaseException):  # cancelled: not ours to swallow
             raise result
     return failures
+
+
+def _traced(publish: Awaitable[object], name: str, attributes: dict[str, str]) -> Awaitable[object]:
+    """The item's own span around its publish (the wamid is digested on export, as in the
+    logs); the publish itself, untouched when tracing is off."""
+    if not tracing.enabled():
+        return publish
+
+    async def traced() -> object:
+        with tracing.span(name, attributes, kind=tracing.SpanKind.PRODUCER):
+            return await publish
+
+    return traced()
 
 
 async def _keep_dead_letter(

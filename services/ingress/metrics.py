@@ -17,6 +17,13 @@ WEBHOOK_POISON = Counter(
     ["reason"],
 )
 DIALOG_TURNS = Counter("vaksin_dialog_turns_total", "Dialog turns by resulting step", ["step"])
+DIALOG_TURN_SECONDS = Histogram(
+    "vaksin_dialog_turn_seconds",
+    "Time of one dialog turn (state, questions to the services, store, replies published), "
+    "by resulting step",
+    ["step"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
 DIALOG_DUPLICATES = Counter(
     "vaksin_dialog_duplicates_total", "Inbound messages already processed (redelivered)"
 )

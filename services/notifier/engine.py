@@ -85,7 +85,7 @@ from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import ValidationError
 
-from services.common import consumers
+from services.common import consumers, tracing
 from services.common.contracts.notifier import (
     DeadLetter,
     ImageMessage,
@@ -124,6 +124,7 @@ from services.notifier.metrics import (
     MARK_READ,
     MEDIA,
     QUEUE_DEPTH,
+    QUEUE_OLDEST,
     RATE_LIMIT_WAIT_SECONDS,
     RATE_LIMIT_WAITS,
     RETRIES,
@@ -446,7 +447,17 @@ class SendEngine:
                 await asyncio.sleep(1.0)
                 continue
             try:
-                await handler(messages)
+                if tracing.enabled():
+                    # One span for the batch, linked to the trace of each of its messages.
+                    links = tracing.links_from([m.headers for m in messages])
+                    attributes = {
+                        "vaksin.consumer": config.durable_name or "",
+                        "vaksin.batch": len(messages),
+                    }
+                    with tracing.span(f"{config.durable_name} batch", attributes, links=links):
+                        await handler(messages)
+                else:
+                    await handler(messages)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -501,6 +512,18 @@ class SendEngine:
                 await self._take(message)
 
     async def _take(self, message: Msg) -> None:
+        if tracing.enabled():
+            headers = message.headers or {}
+            attributes = {
+                "vaksin.consumer": message.metadata.consumer or "",
+                "vaksin.delivery": message.metadata.num_delivered or 1,
+            }
+            with tracing.span("notifier intake", attributes, parent=headers):
+                await self._take_now(message, headers.get(tracing.TRACEPARENT))
+        else:
+            await self._take_now(message, None)
+
+    async def _take_now(self, message: Msg, traceparent: str | None) -> None:
         try:
             cmd = SendMessage.model_validate_json(message.data)
         except ValidationError as exc:
@@ -508,7 +531,14 @@ class SendEngine:
             return
         try:
             queued = await repo.enqueue(
-                self.pool, cmd.command_id, cmd.to, cmd.message.kind, message.data.decode()
+                self.pool,
+                cmd.command_id,
+                cmd.to,
+                cmd.message.kind,
+                message.data.decode(),
+                # The command's own trace (the turn or the outbox row that published it), for
+                # the Graph call's span, whenever it happens.
+                traceparent,
             )
         except Exception as exc:
             delivered = message.metadata.num_delivered or 1
@@ -667,6 +697,20 @@ class SendEngine:
         task.add_done_callback(done)
 
     async def _send(self, row: repo.Leased, deadline: float, expiry: float) -> None:
+        if tracing.enabled() and row.trace_context:
+            attributes: dict[str, Any] = {
+                "vaksin.command_id": row.command_id,
+                "vaksin.attempt": row.attempts + 1,
+            }
+            if row.created_at is not None:
+                queued = (row.db_now - row.created_at).total_seconds()
+                attributes["vaksin.queued_seconds"] = round(queued, 3)
+            with tracing.span("notifier send", attributes, parent=row.trace_context):
+                await self._send_now(row, deadline, expiry)
+        else:
+            await self._send_now(row, deadline, expiry)
+
+    async def _send_now(self, row: repo.Leased, deadline: float, expiry: float) -> None:
         bound = log.bind(command_id=row.command_id)
         kind = str(row.command.get("message", {}).get("kind", "unknown"))
         try:
@@ -693,7 +737,7 @@ class SendEngine:
                     return
                 started = asyncio.get_running_loop().time()
                 try:
-                    wamid = await self.graph.send(payload)
+                    wamid = await self._graph_send(payload, kind, started - deadline)
                 finally:
                     GRAPH_SECONDS.labels("send").observe(
                         asyncio.get_running_loop().time() - started
@@ -725,6 +769,22 @@ class SendEngine:
                 # if it reached Meta at all, makes this one a duplicate.
                 bound.warning("sent after an attempt in doubt", attempt=row.attempts + 1)
             bound.info("message accepted by graph", kind=kind, attempt=row.attempts + 1)
+
+    async def _graph_send(self, payload: dict[str, Any], kind: str, late: float) -> str:
+        """The Graph call, in its own span when tracing is on (the time before it, in the
+        parent, is the wait for the throughput budget and a free call)."""
+        if not tracing.enabled():
+            return await self.graph.send(payload)
+        attributes = {"vaksin.message.kind": kind, "vaksin.slot_late_seconds": round(late, 4)}
+        with tracing.span("graph send", attributes, kind=tracing.SpanKind.CLIENT) as span:
+            try:
+                wamid = await self.graph.send(payload)
+            except GraphError as exc:
+                span.set_attribute("http.response.status_code", exc.http_status or 0)
+                span.set_attribute("vaksin.graph.code", exc.code or 0)
+                raise
+            span.set_attribute("vaksin.wamid", wamid)
+            return wamid
 
     @contextlib.asynccontextmanager
     async def _graph_slot(
@@ -977,6 +1037,7 @@ class SendEngine:
                 queued, ready = await repo.queue_depth(self.pool)
                 QUEUE_DEPTH.labels("queued").set(queued)
                 QUEUE_DEPTH.labels("ready").set(ready)
+                QUEUE_OLDEST.set(await repo.oldest_ready_age(self.pool) if ready else 0.0)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -15,6 +15,8 @@ from typing import Any
 
 import aiohttp
 
+from services.notifier.metrics import GRAPH_ERRORS
+
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=10)
 
 
@@ -51,7 +53,7 @@ class GraphClient:
 
     async def send(self, payload: dict[str, Any]) -> str:
         """Send one message; return its wamid (Meta accepted it, which is not yet delivery)."""
-        body = await self._post(self._messages_url, json=payload)
+        body = await self._post(self._messages_url, "send", json=payload)
         try:
             return str(body["messages"][0]["id"])
         except (TypeError, KeyError, IndexError):
@@ -63,7 +65,7 @@ class GraphClient:
         form.add_field("messaging_product", "whatsapp")
         form.add_field("type", mime_type)
         form.add_field("file", data, filename=filename, content_type=mime_type)
-        body = await self._post(self._media_url, data=form)
+        body = await self._post(self._media_url, "upload", data=form)
         try:
             return str(body["id"])
         except (TypeError, KeyError):
@@ -79,9 +81,16 @@ class GraphClient:
         }
         if typing:
             payload["typing_indicator"] = {"type": "text"}
-        await self._post(self._messages_url, json=payload)
+        await self._post(self._messages_url, "mark_read", json=payload)
 
-    async def _post(self, url: str, **kwargs: Any) -> Any:
+    async def _post(self, url: str, call: str, **kwargs: Any) -> Any:
+        try:
+            return await self._post_once(url, **kwargs)
+        except GraphError as exc:
+            GRAPH_ERRORS.labels(call, str(exc.http_status or "none"), str(exc.code or "none")).inc()
+            raise
+
+    async def _post_once(self, url: str, **kwargs: Any) -> Any:
         try:
             async with self._session.post(
                 url, headers=self._headers, timeout=REQUEST_TIMEOUT, **kwargs

@@ -34,6 +34,15 @@ TEMPLATE_FALLBACKS = Counter(
 QUEUE_DEPTH = Gauge(
     "notifier_queue_depth", "Commands queued in the notifier (all replicas), by state", ["state"]
 )
+QUEUE_OLDEST = Gauge(
+    "notifier_queue_oldest_ready_seconds",
+    "Age of the oldest queued message that may be sent now (0 when none): the queue's lag",
+)
+GRAPH_ERRORS = Counter(
+    "notifier_graph_errors_total",
+    "Graph API calls that failed, by call, HTTP status (none: no answer) and Meta's error code",
+    ["call", "http_status", "code"],
+)
 INBOUND_SLOTS = Counter(
     "notifier_inbound_slots_total",
     "Inbound messages against the number's throughput budget, by outcome",

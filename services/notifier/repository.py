@@ -49,16 +49,22 @@ _COLUMNS = (
 
 
 async def enqueue(
-    pool: asyncpg.Pool, command_id: str, recipient: str, kind: str, command_json: str
+    pool: asyncpg.Pool,
+    command_id: str,
+    recipient: str,
+    kind: str,
+    command_json: str,
+    trace_context: str | None = None,
 ) -> bool:
     """Queue a command (its JSON as received) once; False when it was already known.
+    `trace_context`: the command's traceparent, for the send's spans (tracing on).
 
     A row left `pending` without its command by the notifier before this queue existed is
     queued again when its command is redelivered."""
     row = await pool.fetchrow(
         """INSERT INTO notifier.outbound_message
-               (command_id, recipient, kind, payload, command, queued)
-           VALUES ($1, $2, $3, '{}'::jsonb, $4::text::jsonb, true)
+               (command_id, recipient, kind, payload, command, queued, trace_context)
+           VALUES ($1, $2, $3, '{}'::jsonb, $4::text::jsonb, true, $5)
            ON CONFLICT (command_id) DO UPDATE
                SET command = EXCLUDED.command, queued = true, next_attempt_at = now()
                WHERE outbound_message.command IS NULL AND outbound_message.wamid IS NULL
@@ -68,6 +74,7 @@ async def enqueue(
         recipient,
         kind,
         command_json,
+        trace_context,
     )
     return row is not None
 
@@ -88,6 +95,8 @@ class Leased:
     last_inbound_at: datetime | None
     pair_tat: datetime | None
     db_now: datetime
+    trace_context: str | None = None  # the command's traceparent (tracing on)
+    created_at: datetime | None = None
 
     @property
     def sender_command_id(self) -> str:
@@ -123,7 +132,7 @@ SET lease_until = now() + make_interval(secs => $2),
 FROM heads
 WHERE m.id = heads.id
 RETURNING m.id, m.command_id, m.origin, m.recipient, m.command, m.attempts, m.use_template,
-          m.in_doubt, m.seq,
+          m.in_doubt, m.seq, m.trace_context, m.created_at,
           (SELECT r.last_inbound_at FROM notifier.recipient r WHERE r.wa_id = m.recipient)
               AS last_inbound_at,
           (SELECT r.pair_tat FROM notifier.recipient r WHERE r.wa_id = m.recipient) AS pair_tat,
@@ -148,6 +157,8 @@ async def lease(pool: asyncpg.Pool, limit: int, seconds: float, holder: str) -> 
             last_inbound_at=r["last_inbound_at"],
             pair_tat=r["pair_tat"],
             db_now=r["db_now"],
+            trace_context=r["trace_context"],
+            created_at=r["created_at"],
         )
         for r in rows
     ]
@@ -664,6 +675,16 @@ async def queue_depth(pool: asyncpg.Pool) -> tuple[int, int]:
     )
     assert row is not None
     return int(row["queued"]), int(row["ready"])
+
+
+async def oldest_ready_age(pool: asyncpg.Pool) -> float:
+    """Seconds since the oldest message that may be sent now was queued (0 when none): how long
+    the queue makes a user wait."""
+    age = await pool.fetchval(
+        """SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0)
+           FROM notifier.outbound_message WHERE queued AND next_attempt_at <= now()"""
+    )
+    return float(age or 0)
 
 
 async def stats(pool: asyncpg.Pool) -> dict[str, int]:
