@@ -2,8 +2,8 @@
 cancel ID`: the operator's side of places and times.
 
 Imports follow the registry's rules: every row is checked first and any problem stops the import
-with a line-numbered list; a good file is merged in one transaction (facilities by code, sessions
-by facility, date, start and vaccine), so a re-import changes what changed and duplicates nothing.
+with a line-numbered list; a good file is merged in one transaction (services/scheduler/imports.py,
+shared with the operators' console), so a re-import changes what changed and duplicates nothing.
 A session's capacity is never set below its bookings (nor below the seats held right now).
 """
 
@@ -22,7 +22,7 @@ import asyncpg
 from services.common.csvfile import read_csv_text
 from services.common.db import create_pool
 from services.common.settings import Settings
-from services.scheduler import domain, jobs
+from services.scheduler import domain, imports, jobs
 from services.scheduler import repository as repo
 
 PROGRESS_EVERY = 10_000
@@ -70,8 +70,7 @@ async def import_facilities_file(
     if pool is None:
         return 1
     try:
-        async with pool.acquire() as conn, conn.transaction():
-            counts = await repo.upsert_facilities(conn, rows)
+        counts = (await imports.store_facilities(pool, rows)).counts
     except asyncpg.PostgresError as e:
         print(f"import failed, nothing imported: {e}", file=err)
         return 1
@@ -83,38 +82,6 @@ async def import_facilities_file(
         file=out,
     )
     return 0
-
-
-class _Refused(Exception):
-    def __init__(self, errors: list[domain.RowError]) -> None:
-        self.errors = errors
-
-
-async def _check_sessions(
-    conn: asyncpg.Connection, rows: list[domain.SessionRow]
-) -> list[domain.RowError]:
-    """Problems only the database can tell: unknown facilities, capacities below bookings."""
-    known = await repo.known_facilities(conn, (r.facility_code for r in rows))
-    errors = [
-        domain.RowError(
-            r.line,
-            f"facility_code: no facility {r.facility_code} "
-            "(import it with `vaksin facilities import` first)",
-        )
-        for r in rows
-        if r.facility_code not in known
-    ]
-    if errors:
-        return errors
-    await repo.stage_sessions(conn, rows)
-    by_line = {r.line: r for r in rows}
-    for existing in await repo.lock_existing_sessions(conn):
-        problem = domain.capacity_problem(
-            by_line[existing.line], existing.booked, existing.reserved
-        )
-        if problem:
-            errors.append(domain.RowError(existing.line, problem))
-    return errors
 
 
 async def import_sessions_file(
@@ -137,15 +104,9 @@ async def import_sessions_file(
     if pool is None:
         return 1
     try:
-        async with pool.acquire() as conn:
-            async with conn.transaction():
-                errors = await _check_sessions(conn, rows)
-                if errors:
-                    raise _Refused(errors)
-                counts = await repo.merge_sessions(conn)
-            # Automatic bookings still looking for a seat at these facilities try again now.
-            woken = await repo.wake_plans(conn, {r.facility_code for r in rows})
-    except _Refused as refused:
+        stored = await imports.store_sessions(pool, rows)
+        counts, woken = stored.counts, stored.woken
+    except imports.Refused as refused:
         return _refuse(path, refused.errors, err)
     except asyncpg.PostgresError as e:
         print(f"import failed, nothing imported: {e}", file=err)
