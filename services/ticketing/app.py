@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from services.common.contracts.channels import CHANNEL_CMD_SEND, ChannelSend
 from services.common.contracts.notifier import SendMessage
-from services.common.contracts.streams import NOTIFIER, TICKETING
+from services.common.contracts.streams import CHANNELS, NOTIFIER, TICKETING
 from services.common.contracts.subjects import NOTIFIER_CMD_SEND, TICKETING_EVT_DOSE_GIVEN
 from services.common.contracts.ticketing import DoseGiven
 from services.common.service import ServiceHost, make_broker
@@ -42,6 +43,14 @@ def build_host(settings: Settings) -> ServiceHost:
         schema=SendMessage,
         description="A new ticket's QR image (with the ticket_ready template for a closed "
         "24-hour window) and the vaccine video (optional); via the outbox, by recipient",
+    )
+    broker.publisher(
+        CHANNEL_CMD_SEND,
+        stream=CHANNELS,
+        title="channel-send",
+        schema=ChannelSend,
+        description="A new ticket's code by SMS, for a person who writes by SMS or USSD "
+        "(channels.rpc.route); via the outbox, by recipient",
     )
     host = ServiceHost(
         "ticketing",

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from faststream.nats import NatsBroker, NatsRouter
 
 from services.common import consumers
+from services.common.contracts.channels import route
 from services.common.contracts.identity import PersonCard, PersonRequest
 from services.common.contracts.scheduler import (
     BookingCancelled,
@@ -43,7 +44,7 @@ from services.common.deps import AppSettings, Broker, Context, Message, Pool, Re
 from services.common.outbox import OutboxRelay
 from services.common.settings import Settings
 from services.common.stats import add_stats_responder
-from services.ticketing import repository, tickets
+from services.ticketing import operator_rpc, repository, tickets
 from services.ticketing.metrics import ISSUE_FAILURES, TICKETS
 
 log = structlog.get_logger(__name__)
@@ -88,8 +89,9 @@ async def _issue(
             return  # nothing to issue: such a fact need not wait for identity to come back
         raise
     delivery = tickets.Delivery(
-        fact.wa_id, fact.lang, settings.vaccine_video_url, settings.notifier_partitions
-    )
+        fact.wa_id, fact.lang, settings.vaccine_video_url, settings.notifier_partitions,
+        channel=await route(broker, fact.wa_id),  # by SMS to who writes by SMS or USSD
+    )  # fmt: skip
     issued = await tickets.issue(pool, fact, card, key, delivery, utcnow())
     if issued is not None:
         TICKETS.labels("issued").inc()
@@ -168,7 +170,15 @@ def build_router() -> NatsRouter:
     """A fresh router per broker: FastStream lets a router belong to one broker only."""
     router = consumers.router()
     router.subscriber(TICKETING_RPC_TICKETS, queue=QUEUE)(usable_tickets)
-    add_stats_responder(router, TICKETING_RPC_STATS, queue=QUEUE, service="ticketing", count=stats)
+    operator_rpc.register(router, QUEUE)
+    add_stats_responder(
+        router,
+        TICKETING_RPC_STATS,
+        queue=QUEUE,
+        service="ticketing",
+        count=stats,
+        tables=operator_rpc.tables,
+    )
     for subject, durable, handler in (
         (SCHEDULER_EVT_BOOKED, "ticketing-booked", on_booked),
         (SCHEDULER_EVT_RESCHEDULED, "ticketing-rescheduled", on_rescheduled),

@@ -17,6 +17,7 @@ from services.common.contracts.notifier import (
     ImageMessage,
     SendMessage,
     TemplateFallback,
+    TextMessage,
     VideoMessage,
 )
 from services.ticketing.catalog import CATALOG
@@ -70,3 +71,22 @@ def issued(
         optional=True,
     )
     return [image, video]
+
+
+def issued_sms(ticket_id: str, face: Face, to: str, lang: str) -> SendMessage:
+    """A new ticket for a person reached by SMS (services/channels): its code, to be read
+    aloud or shown at the desk, which takes codes as it takes the QR."""
+    body = CATALOG.t(
+        lang,
+        "ticket.sms",
+        dose=face.dose,
+        code=face.code,
+        name=face.masked_name,
+        facility=face.facility_name,
+        address=face.facility_address,
+        date=CATALOG.day_text(lang, face.session_date),
+        time=CATALOG.time_text(lang, face.start, face.end),
+    )
+    return SendMessage(
+        command_id=f"ticketing:ticket:{ticket_id}", to=to, message=TextMessage(body=body)
+    )

@@ -12,11 +12,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.common import outbox
 from services.common.clock import WIB
+from services.common.contracts import channels
 from services.common.contracts.identity import PersonCard
 from services.common.contracts.scheduler import BookingFact
 from services.common.contracts.streams import NOTIFIER, TICKETING
 from services.common.contracts.subjects import TICKETING_EVT_DOSE_GIVEN, send_subject
 from services.common.contracts.ticketing import DoseGiven, TicketCheck, TicketStatus, TicketView
+from services.common.contracts.whatsapp import Channel
 from services.ticketing import domain, messages, qr
 from services.ticketing import repository as repo
 from services.ticketing import token as tokens
@@ -33,6 +35,7 @@ class Delivery:
     lang: str
     video_url: str
     notifier_partitions: int
+    channel: Channel = "whatsapp"  # sms: the code by SMS (no image, no video)
 
 
 def _claims(
@@ -76,7 +79,7 @@ async def issue(
     """The ticket of a new booking, stored and queued for the user with its video. None when
     there is nothing to do: the booking has its ticket already, or was voided meanwhile."""
     name = person.masked_name or "-"
-    subject = send_subject(delivery.wa_id, delivery.notifier_partitions)
+    subject, stream = send_subject(delivery.wa_id, delivery.notifier_partitions), NOTIFIER.name
     for _ in range(_CODE_ATTEMPTS):
         ticket_id, code = domain.new_ticket_id(), domain.new_code()
         token = tokens.sign(_claims(ticket_id, code, fact, name, now), key)
@@ -105,9 +108,15 @@ async def issue(
             ticket_id, _face(new), new.qr_png, delivery.wa_id, delivery.lang, delivery.video_url
         )
         payloads = [command.model_dump(mode="json") for command in commands]
+        if delivery.channel != "whatsapp":
+            sms = messages.issued_sms(ticket_id, _face(new), delivery.wa_id, delivery.lang)
+            subject, stream, payload = channels.outbound(
+                delivery.channel, sms, delivery.lang, delivery.notifier_partitions
+            )
+            payloads = [payload]
         async with pool.acquire() as conn, conn.transaction():
             await repo.lock_booking(conn, fact.booking_id)
-            ticket = await repo.insert_ticket(conn, new, subject, NOTIFIER.name, payloads)
+            ticket = await repo.insert_ticket(conn, new, subject, stream, payloads)
             if ticket is not None:
                 return ticket
             if await repo.settled(conn, fact.booking_id):  # a void or a twin won meanwhile

@@ -30,3 +30,6 @@ TICKETING = _stream("TICKETING", "ticketing.evt.>")
 IDENTITY = _stream("IDENTITY", "identity.evt.>")
 # What was accepted but could never be handled (see contracts/deadletters.py).
 DEAD_LETTERS = _stream("DEAD_LETTERS", "deadletter.>")
+# SMS and USSD: replies and notices for users of those channels, and the gateway's delivery
+# reports (services/channels; see contracts/channels.py).
+CHANNELS = _stream("CHANNELS", "channels.cmd.>", "channels.evt.>", days=7)
