@@ -15,11 +15,12 @@ WORKDIR /src
 # What `pip install .` reads: the project metadata (readme and license files included) and the code.
 COPY pyproject.toml README.md LICENSE ./
 COPY services ./services
-# The desk app's browser libraries, pinned by its lockfile (services/ticketing/desk_web.py);
-# npm stays in this stage.
+# The desk app's and the console's browser libraries, pinned by their lockfiles
+# (services/ticketing/desk_web.py, services/console/web.py); npm stays in this stage.
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends npm \
     && npm ci --prefix services/ticketing/desk --omit=dev --no-audit --no-fund \
+    && npm ci --prefix services/console/static --omit=dev --no-audit --no-fund \
     && rm -rf /var/lib/apt/lists/*
 RUN /opt/venv/bin/pip install . \
     && /opt/venv/bin/pip uninstall --yes pip \

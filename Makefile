@@ -10,11 +10,14 @@ CODE := $(wildcard services tests bench)
 # as root, else through sudo).
 DESK := services/ticketing/desk
 DESK_STAMP := $(DESK)/node_modules/.installed
+# The operators' console's chart library (services/console/static/package-lock.json), likewise.
+CONSOLE := services/console/static
+CONSOLE_STAMP := $(CONSOLE)/node_modules/.installed
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_INSTALL := $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq
 
-.PHONY: up test lint format bench-ingest clean e2e-compose desk browser desk-screenshots
+.PHONY: up test lint format bench-ingest clean e2e-compose desk console browser desk-screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,20 +25,23 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-$(DESK_STAMP): $(DESK)/package.json $(DESK)/package-lock.json
+# One recipe for every web page's npm packages: `npm ci` from the folder's lockfile.
+%/node_modules/.installed: %/package.json %/package-lock.json
 	command -v npm >/dev/null || { $(APT_INSTALL) npm; }
-	npm ci --prefix $(DESK) --omit=dev --no-audit --no-fund
-	touch $(DESK_STAMP)
+	npm ci --prefix $* --omit=dev --no-audit --no-fund
+	touch $@
 
 desk: $(DESK_STAMP)
+
+console: $(CONSOLE_STAMP)
 
 browser:
 	test -x $(CHROMIUM) || { $(APT_INSTALL) chromium; }
 
-up: $(STAMP) $(DESK_STAMP)
+up: $(STAMP) $(DESK_STAMP) $(CONSOLE_STAMP)
 	$(BIN)/vaksin up
 
-test: $(STAMP) $(DESK_STAMP) browser
+test: $(STAMP) $(DESK_STAMP) $(CONSOLE_STAMP) browser
 	$(BIN)/ruff check $(CODE)
 	$(BIN)/ruff format --check $(CODE)
 	$(BIN)/mypy services/common
@@ -65,9 +71,10 @@ e2e-compose: $(STAMP)
 		status=$$?; $(E2E_COMPOSE) logs --no-color > deploy/compose/e2e.log 2>&1; \
 		$(E2E_COMPOSE) down --volumes --remove-orphans; exit $$status
 
-# Screenshots of the desk app's main screens for docs/desk/ (taken by the browser tests).
-desk-screenshots: $(STAMP) $(DESK_STAMP) browser
+# Screenshots of the desk app's and the console's main screens for docs/desk/ and docs/console/
+# (taken by the browser tests).
+desk-screenshots: $(STAMP) $(DESK_STAMP) $(CONSOLE_STAMP) browser
 	BROWSER_SCREENSHOTS=docs $(BIN)/pytest tests/browser -q
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache $(DESK)/node_modules
+	rm -rf $(VENV) .pytest_cache .ruff_cache $(DESK)/node_modules $(CONSOLE)/node_modules

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from services.common.settings import load_settings
+from services.console import cli as operator_cli
 from services.registry import SERVICES
 from services.ticketing import cli as ticket_cli
 from services.ticketing import desk_cli
@@ -23,7 +24,13 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vaksin", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("up", help="run everything: embedded NATS/Postgres unless URLs are set")
+    up = sub.add_parser("up", help="run everything: embedded NATS/Postgres unless URLs are set")
+    up.add_argument("--trace", action="store_true",
+                    help="trace every message into DATA_DIR/traces.jsonl (see `vaksin trace`)")  # fmt: skip
+    trace = sub.add_parser("trace", help="the spans of one message, from `vaksin up --trace`")
+    trace.add_argument("wamid", nargs="?", help="its wamid (or wamid#digest); none: the latest")
+    trace.add_argument("--file", type=Path, help="the span file (default: DATA_DIR/traces.jsonl)")
+    trace.add_argument("--last", type=int, default=10, help="without WAMID: how many to list")
     sub.add_parser("migrate", help="apply pending database migrations")
     svc = sub.add_parser("service", help="run one service in the foreground")
     svc.add_argument("name", choices=list(SERVICES))
@@ -80,12 +87,15 @@ def _parser() -> argparse.ArgumentParser:
 
     ticket_cli.add_parsers(sub)
     desk_cli.add_parsers(sub)
+    operator_cli.add_parsers(sub)
     stats = sub.add_parser("stats", help="counts from every service (exit 1 if one is silent)")
     stats.add_argument("--json", action="store_true", help="every answer as JSON")
     sub.add_parser("demo-data", help="load a small sample registry into the running system")
     chat = sub.add_parser("chat", help="chat with the running system as a WhatsApp user")
     chat.add_argument("--phone", default="6281200000001", help="the WhatsApp number you write from")
     chat.add_argument("--name", default="Demo Nakes", help="your WhatsApp profile name")
+    chat.add_argument("--channel", choices=("whatsapp", "sms", "ussd"), default="whatsapp",
+                      help="sms: text the service; ussd: dial *119# (services/channels)")  # fmt: skip
     docs = sub.add_parser("docs", help="regenerate the AsyncAPI documents in docs/asyncapi/")
     docs.add_argument("--out", type=Path, default=Path("docs/asyncapi"))
     fake = sub.add_parser("fake-graph", help="run the local fake WhatsApp Graph API")
@@ -100,7 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "up":
         from services.runner import run_up
 
-        return run_up(settings)
+        return run_up(settings, trace=args.trace)
+    if args.command == "trace":
+        from services.trace_cli import run_trace
+
+        return run_trace(settings, args.wamid, file=args.file, last=args.last)
     if args.command == "service":
         from services.runner import run_service
 
@@ -150,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(ticket_cli.run_ticket(settings, args))
     if args.command == "desk":
         return asyncio.run(desk_cli.run_desk(settings, args))
+    if args.command == "operator":
+        return asyncio.run(operator_cli.run_operator(settings, args))
     if args.command == "stats":
         from services.stats_cli import run_stats
 
@@ -158,6 +174,10 @@ def main(argv: list[str] | None = None) -> int:
         from services.devtools.demo import load_demo_data
 
         return asyncio.run(load_demo_data(settings))
+    if args.command == "chat" and args.channel != "whatsapp":
+        from services.devtools.channel_chat import run_channel_chat
+
+        return asyncio.run(run_channel_chat(settings, channel=args.channel, phone=args.phone))
     if args.command == "chat":
         from services.devtools.chat import run_chat
 

@@ -19,6 +19,9 @@ SERVICES: dict[str, str] = {
     "ticketing": "services.ticketing.app:build_host",
     "notifier": "services.notifier.app:build_host",
     "dialog": "services.ingress.app:build_dialog_host",
+    "ussd": "services.channels.app:build_ussd_host",
+    "sms": "services.channels.app:build_sms_host",
+    "console": "services.console.app:build_host",
     "ingress": "services.ingress.app:build_host",
 }
 

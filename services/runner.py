@@ -25,20 +25,28 @@ from pathlib import Path
 
 import uvloop
 
+from services.common import tracing
 from services.common.embedded import EmbeddedNats, EmbeddedPostgres, free_port
 from services.common.logging import configure_logging
 from services.common.migrate import migrate
 from services.common.settings import RUNTIME_FILE, Settings, load_settings
+from services.common.tracing import configure_tracing
 from services.registry import SERVICES, builder
 
 DESK_PORT = 8087  # ticketing's default HEALTH_PORT
+CONSOLE_PORT = 8088  # the console's default HEALTH_PORT
+CHANNEL_PORTS = {"ussd": 8090, "sms": 8091}  # the adapters' defaults (services/channels)
 LOCAL_FAKE_TOKEN = "local-fake-graph"  # noqa: S105 (not a secret: the fake accepts any token)
 
 
 def run_service(name: str, settings: Settings | None = None) -> int:
     settings = (settings or load_settings()).require_urls()
     configure_logging(name, settings.log_level, settings.log_json)
-    uvloop.run(builder(name)(settings).run())
+    configure_tracing(name)  # off unless OTEL_* or VAKSIN_TRACE_FILE ask for it
+    try:
+        uvloop.run(builder(name)(settings).run())
+    finally:
+        tracing.uninstall()  # flushes the spans still in the batch
     return 0
 
 
@@ -177,6 +185,12 @@ def _plan_children(system: LocalSystem, env: dict[str, str]) -> None:
                 # enrolled desk (and its offline queue) per origin.
                 port = DESK_PORT if port_free(DESK_PORT) else port
                 system.runtime["desk_url"] = f"http://127.0.0.1:{port}/desk/"
+            if name in CHANNEL_PORTS:  # fixed where free: `vaksin chat --channel` finds them
+                port = CHANNEL_PORTS[name] if port_free(CHANNEL_PORTS[name]) else port
+                system.runtime[f"{name}_url"] = f"http://127.0.0.1:{port}"
+            if name == "console":
+                port = CONSOLE_PORT if port_free(CONSOLE_PORT) else port
+                system.runtime["console_url"] = f"http://127.0.0.1:{port}/console/"
             child_env["HEALTH_PORT"] = str(port)
             ready_urls.append(f"http://127.0.0.1:{port}/readyz")
         system.children.append(
@@ -185,12 +199,17 @@ def _plan_children(system: LocalSystem, env: dict[str, str]) -> None:
     system.runtime["ingress_url"] = f"http://127.0.0.1:{settings.ingress_port}"
 
 
-def run_up(settings: Settings) -> int:
+def run_up(settings: Settings, *, trace: bool = False) -> int:
     log = configure_logging("up", settings.log_level, settings.log_json)
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     system = LocalSystem(settings, data_dir)
     env = {**os.environ, "DATA_DIR": str(data_dir)}
+    if trace and not tracing.exporter_configured(env):
+        # Every service appends its spans here; `vaksin trace WAMID` reads them.
+        env[tracing.TRACE_FILE_ENV] = str(data_dir / tracing.TRACE_FILE)
+    if tracing.TRACE_FILE_ENV in env:
+        system.runtime["trace_file"] = env[tracing.TRACE_FILE_ENV]
     stopping = False
 
     def request_stop(*_: object) -> None:
@@ -319,6 +338,8 @@ def _supervise(system: LocalSystem, stopping, log) -> None:
                 f"\nvaksin is up. Webhook: {system.runtime['ingress_url']}/webhook\n"
                 f"Facility desk app: {system.runtime.get('desk_url')} "
                 "(enrol a device with `vaksin desk add`)\n"
+                f"Operators' console: {system.runtime.get('console_url')} "
+                "(add an account with `vaksin operator add NAME --role admin`)\n"
                 f"Try it: `vaksin demo-data`, then {try_it}. Ctrl-C stops everything.\n",
                 file=sys.stderr,
                 flush=True,

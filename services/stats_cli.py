@@ -16,8 +16,10 @@ import nats.errors
 from faststream.nats import NatsBroker
 from pydantic import ValidationError
 
+from services.common.contracts.channels import CHANNELS_RPC_SMS_STATS, CHANNELS_RPC_USSD_STATS
 from services.common.contracts.stats import ServiceStats, StatsRequest
 from services.common.contracts.subjects import (
+    CONSOLE_RPC_STATS,
     IDENTITY_RPC_STATS,
     INGRESS_RPC_STATS,
     NOTIFIER_RPC_STATS,
@@ -48,6 +50,7 @@ SOURCES: dict[str, Source] = {
         {
             "people": "people in the registry",
             "people_from_intake": "  through intake",
+            "people_verified": "  verified in the chat",
             "intake.*": "intake requests {}",
             "numbers_locked": "numbers locked now",
         },
@@ -94,6 +97,33 @@ SOURCES: dict[str, Source] = {
     "dialog": Source(
         INGRESS_RPC_STATS,
         {"conversations": "conversations", "step.*": "  at step {}"},
+    ),
+    "ussd": Source(
+        CHANNELS_RPC_USSD_STATS,
+        {
+            "sessions_24h": "USSD sessions in the last 24 h",
+            "screens_unseen": "  answers kept for the next dial",
+            "numbers": "numbers last seen on USSD",
+        },
+    ),
+    "sms": Source(
+        CHANNELS_RPC_SMS_STATS,
+        {
+            "numbers": "numbers last seen on SMS",
+            "opted_out": "  opted out (STOP)",
+            "sms.*": "SMS {} (queue, and the last 24 h)",
+        },
+    ),
+    "console": Source(
+        CONSOLE_RPC_STATS,
+        {
+            "accounts.*": "operator accounts, {}",
+            "accounts_disabled": "  disabled",
+            "sessions_live": "sessions signed in",
+            "actions_24h": "actions in the last 24 h",
+            "refused_24h": "  refused",
+            "failed_logins_24h": "  failed logins",
+        },
     ),
 }
 

@@ -16,7 +16,16 @@ from pathlib import Path
 import asyncpg
 
 # Services in dependency-free order; each owns the schema of the same name.
-SERVICES = ("identity", "screening", "scheduler", "ticketing", "ingress", "notifier")
+SERVICES = (
+    "identity",
+    "screening",
+    "scheduler",
+    "ticketing",
+    "ingress",
+    "notifier",
+    "channels",
+    "console",
+)
 _LOCK_KEY = 0x76616B73  # "vaks": one migrator at a time per database
 _FILE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 

@@ -117,6 +117,11 @@ class Settings(BaseSettings):
     scheduler_rebook_days: int = Field(default=14, ge=1, le=90)
     scheduler_job_seconds: float = Field(default=30, gt=0)
 
+    # The operators' console: minutes a session may stay idle; whether it runs behind a proxy
+    # (the Ingress) whose X-Forwarded-For / X-Forwarded-Proto it may trust.
+    console_idle_minutes: float = Field(default=30, gt=0, le=24 * 60)
+    console_behind_proxy: bool = False
+
     def runtime(self) -> dict[str, str]:
         path = self.data_dir / RUNTIME_FILE
         if path.exists():

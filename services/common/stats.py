@@ -5,31 +5,55 @@ because a raised exception leaves the requester waiting for its timeout."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 
 import asyncpg
 import structlog
 from faststream.nats import NatsRouter
 
-from services.common.contracts.stats import ServiceStats, StatsRequest
+from services.common.contracts.stats import ServiceStats, StatsRequest, StatsTable
 from services.common.deps import Pool
 
 log = structlog.get_logger(__name__)
 
 Counter = Callable[[asyncpg.Pool], Awaitable[dict[str, int]]]
+# The breakdowns the operators' console charts (`StatsRequest.tables`), by name.
+Tables = Callable[[asyncpg.Pool], Awaitable[dict[str, StatsTable]]]
 
 
 def add_stats_responder(
-    router: NatsRouter, subject: str, *, queue: str, service: str, count: Counter
+    router: NatsRouter,
+    subject: str,
+    *,
+    queue: str,
+    service: str,
+    count: Counter,
+    tables: Tables | None = None,
 ) -> None:
-    """Answer `subject` in `queue` with `count(pool)` (the service's repository), as `service`."""
+    """Answer `subject` in `queue` with `count(pool)` (the service's repository), as `service`,
+    and with `tables(pool)` too when the request asks for them."""
 
     async def stats(body: StatsRequest, pool: Pool) -> ServiceStats:
-        """The service's own counts, from its schema only (`vaksin stats`)."""
+        """The service's own counts, from its schema only (`vaksin stats`, the console)."""
         try:
             counts = await count(pool)
+            breakdowns = await tables(pool) if body.tables and tables else {}
         except Exception:
             log.exception("stats failed")
             return ServiceStats(service=service, error=f"unavailable: {service} could not count")
-        return ServiceStats(service=service, counts=counts)
+        return ServiceStats(service=service, counts=counts, tables=breakdowns)
 
     router.subscriber(subject, queue=queue)(stats)
+
+
+def minute_rows(
+    counted: dict[datetime, list[int]], now: datetime, minutes: int, width: int
+) -> list[list[str | int]]:
+    """The last `minutes` whole minutes up to `now`, oldest first, as rows of
+    `[HH:MM (UTC), count...]` with zeros where nothing was counted (charts want every minute)."""
+    end = now.replace(second=0, microsecond=0)
+    rows: list[list[str | int]] = []
+    for i in range(minutes - 1, -1, -1):
+        at = end - timedelta(minutes=i)
+        rows.append([at.strftime("%H:%M"), *counted.get(at, [0] * width)])
+    return rows

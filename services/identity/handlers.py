@@ -45,7 +45,7 @@ from services.common.contracts.subjects import (
 from services.common.deps import AppSettings, Pool, Relay
 from services.common.settings import Settings
 from services.common.stats import add_stats_responder
-from services.identity import domain, intake, repository
+from services.identity import domain, intake, operator_rpc, repository
 
 # Initial values, not `.bind()`: a logger bound at import time would keep the structlog
 # configuration of that moment and bypass the redacting pipeline set up later.
@@ -136,6 +136,7 @@ async def _verify(
         failures=decision.state.failures,
     )
     if decision.outcome is VerifyOutcome.VERIFIED and match is not None:
+        await repository.mark_verified(conn, match.person_id)
         return VerifyResult(
             outcome=VerifyOutcome.VERIFIED,
             person_id=match.person_id,
@@ -221,7 +222,13 @@ def build_router() -> NatsRouter:
     router.subscriber(IDENTITY_RPC_INTAKE_SUBMIT, queue=QUEUE)(intake_submit)
     router.subscriber(IDENTITY_RPC_INTAKE_STATUS, queue=QUEUE)(intake_status)
     router.subscriber(IDENTITY_RPC_PERSON, queue=QUEUE)(person)
+    operator_rpc.register(router, QUEUE)
     add_stats_responder(
-        router, IDENTITY_RPC_STATS, queue=QUEUE, service="identity", count=repository.stats
+        router,
+        IDENTITY_RPC_STATS,
+        queue=QUEUE,
+        service="identity",
+        count=repository.stats,
+        tables=operator_rpc.tables,
     )
     return router

@@ -272,6 +272,8 @@ async def list_queue(
     facility: str | None = None,
     older_than_hours: float | None = None,
     limit: int = 100,
+    profession: str | None = None,
+    search: str | None = None,
 ) -> list[OperatorIntake]:
     async with pool.acquire() as conn:
         rows = await repository.list_intakes(
@@ -281,6 +283,8 @@ async def list_queue(
             facility=facility,
             older_than_hours=older_than_hours,
             limit=limit,
+            profession=profession,
+            search=search,
         )
     now = datetime.now(UTC)
     return [view(r, now=now) for r in rows]

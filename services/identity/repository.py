@@ -297,21 +297,35 @@ async def list_intakes(
     facility: str | None = None,
     older_than_hours: float | None = None,
     limit: int = 100,
+    profession: str | None = None,
+    search: str | None = None,
 ) -> list[StoredIntake]:
     """Oldest first (the queue's order). `regency` is a prefix of the NIK's region digits: `32`
-    is the province, `3201` one regency in it."""
+    is the province, `3201` one regency in it. `search` is a request id, or words that must all
+    be in the name (the open queue is small; decided requests are found by their filters)."""
+    words = (search or "").split()
+    by_id = int(words[0]) if len(words) == 1 and words[0].isdigit() and len(words[0]) < 19 else None
+    patterns = [
+        "%" + w.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%" for w in words
+    ]
     rows = await conn.fetch(
         """SELECT * FROM identity.intake
            WHERE ($1::text IS NULL OR status = $1)
              AND ($2::text IS NULL OR regency_code LIKE $2 || '%')
              AND ($3::text IS NULL OR facility_code = $3)
              AND ($4::float8 IS NULL OR created_at <= now() - make_interval(secs => $4 * 3600))
+             AND ($6::text IS NULL OR profession = $6)
+             AND (cardinality($7::text[]) = 0 OR id = $8
+                  OR name ILIKE ALL ($7::text[]))
            ORDER BY created_at, id LIMIT $5""",
         status,
         regency,
         facility,
         older_than_hours,
         limit,
+        profession,
+        patterns,
+        by_id,
     )
     return [_stored(r) for r in rows]
 
@@ -395,11 +409,13 @@ async def stats(pool: asyncpg.Pool) -> dict[str, int]:
     through intake; a registry re-import makes a person `registry` again), intake requests by
     status, numbers locked now."""
     row = await pool.fetchrow(
-        """SELECT p.people, p.people_from_intake, i."intake.open", i."intake.approved",
-                  i."intake.rejected", l.numbers_locked
+        """SELECT p.people, p.people_from_intake, v.people_verified, i."intake.open",
+                  i."intake.approved", i."intake.rejected", l.numbers_locked
            FROM (SELECT count(*) AS people,
                         count(*) FILTER (WHERE source = 'intake') AS people_from_intake
                  FROM identity.person) p,
+                (SELECT coalesce(sum(n), 0)::bigint AS people_verified FROM identity.figure
+                 WHERE metric = 'verified') v,
                 (SELECT count(*) FILTER (WHERE status = 'open') AS "intake.open",
                         count(*) FILTER (WHERE status = 'approved') AS "intake.approved",
                         count(*) FILTER (WHERE status = 'rejected') AS "intake.rejected"
@@ -409,3 +425,64 @@ async def stats(pool: asyncpg.Pool) -> dict[str, int]:
     )
     assert row is not None
     return dict(row)
+
+
+# --- the operators' console ---------------------------------------------------------------------
+
+
+async def registry_matches(
+    conn: asyncpg.Connection, record: IntakeRecord, limit: int = 10
+) -> list[asyncpg.Record]:
+    """Registry entries resembling an intake request: its NIK (under another number), its number,
+    or its name at its facility (index person_facility_idx). Masked forms only."""
+    return await conn.fetch(
+        """SELECT DISTINCT ON (id) on_, masked_name, masked_nik, masked_phone, profession,
+                  facility_code, source
+           FROM (SELECT 'nik' AS on_, 1 AS rank, * FROM identity.person WHERE nik_hash = $1
+                 UNION ALL
+                 SELECT 'phone', 2, * FROM identity.person WHERE phone_hash = $2
+                 UNION ALL
+                 SELECT 'name_at_facility', 3, * FROM identity.person
+                 WHERE facility_code = $3 AND lower(name) = lower($4)) m
+           ORDER BY id, rank LIMIT $5""",
+        record.nik_hash,
+        record.phone_hash,
+        record.facility_code,
+        record.name,
+        limit,
+    )
+
+
+async def mark_verified(conn: asyncpg.Connection, person_id: str) -> None:
+    """The person's first successful verification, counted for the figures in the same
+    statement (only the first one sets verified_at)."""
+    await conn.execute(
+        """WITH v AS (UPDATE identity.person SET verified_at = now()
+                      WHERE id = $1::text::uuid AND verified_at IS NULL
+                      RETURNING masked_nik)
+           INSERT INTO identity.figure AS f (metric, day, regency, slot, n)
+           SELECT 'verified', (now() AT TIME ZONE 'Asia/Jakarta')::date, left(masked_nik, 4),
+                  pg_backend_pid() % 8, 1
+           FROM v
+           ON CONFLICT (metric, day, regency, slot) DO UPDATE SET n = f.n + 1""",
+        person_id,
+    )
+
+
+async def figures(pool: asyncpg.Pool, since: date) -> tuple[list[asyncpg.Record], ...]:
+    """The counters of identity.figure: totals per metric (all time), per day from `since`, per
+    region (all time). Small: one row per metric, day, region and slot."""
+    async with pool.acquire() as conn:
+        totals = await conn.fetch(
+            "SELECT metric, sum(n)::bigint AS n FROM identity.figure GROUP BY metric"
+        )
+        by_day = await conn.fetch(
+            """SELECT day, metric, sum(n)::bigint AS n FROM identity.figure WHERE day >= $1
+               GROUP BY day, metric ORDER BY day""",
+            since,
+        )
+        by_regency = await conn.fetch(
+            """SELECT regency, metric, sum(n)::bigint AS n FROM identity.figure
+               GROUP BY regency, metric ORDER BY regency"""
+        )
+    return totals, by_day, by_regency

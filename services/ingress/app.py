@@ -10,9 +10,10 @@ from datetime import UTC, datetime
 import asyncpg
 
 from services.common.clock import jakarta_today
+from services.common.contracts.channels import CHANNEL_CMD_SEND, ChannelSend
 from services.common.contracts.deadletters import DeadMessage
 from services.common.contracts.notifier import SendMessage
-from services.common.contracts.streams import DEAD_LETTERS, NOTIFIER, WA_INBOUND
+from services.common.contracts.streams import CHANNELS, DEAD_LETTERS, NOTIFIER, WA_INBOUND
 from services.common.contracts.subjects import (
     DEADLETTER_WEBHOOK,
     NOTIFIER_CMD_SEND,
@@ -84,6 +85,13 @@ def build_dialog_host(settings: Settings) -> ServiceHost:
         title="send",
         schema=SendMessage,
         description="A reply, through the outbox; partitioned by recipient like the inbound",
+    )
+    broker.publisher(
+        CHANNEL_CMD_SEND,
+        stream=CHANNELS,
+        title="channel-send",
+        schema=ChannelSend,
+        description="A reply to a message that came by SMS or USSD, for its channel adapter",
     )
     start_purge, stop_purge = periodic("purge-processed-messages", purge_processed, HOUR)
 

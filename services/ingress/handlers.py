@@ -7,6 +7,7 @@ only then is the message acknowledged (`take_turn`)."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Annotated
@@ -16,7 +17,8 @@ import structlog
 from faststream.nats import NatsBroker, NatsRouter
 from pydantic import BaseModel
 
-from services.common import consumers
+from services.common import consumers, tracing
+from services.common.contracts.channels import channel_replies, stream_of
 from services.common.contracts.identity import (
     CheckNikRequest,
     CheckNikResult,
@@ -52,7 +54,7 @@ from services.common.contracts.screening import (
     Questionnaire,
     QuestionnaireRequest,
 )
-from services.common.contracts.streams import NOTIFIER, WA_INBOUND
+from services.common.contracts.streams import WA_INBOUND
 from services.common.contracts.subjects import (
     IDENTITY_RPC_CHECK_NIK,
     IDENTITY_RPC_INTAKE_SUBMIT,
@@ -80,9 +82,14 @@ from services.common.deps import AppSettings, Broker, Context, Message, Pool
 from services.common.outbox import payloads
 from services.common.settings import Settings
 from services.common.stats import add_stats_responder
-from services.ingress import dialog
+from services.ingress import dialog, figures
 from services.ingress import repository as repo
-from services.ingress.metrics import DIALOG_DUPLICATES, DIALOG_GIVEN_UP, DIALOG_TURNS
+from services.ingress.metrics import (
+    DIALOG_DUPLICATES,
+    DIALOG_GIVEN_UP,
+    DIALOG_TURN_SECONDS,
+    DIALOG_TURNS,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -142,6 +149,13 @@ async def _decide(
 def _replies(message: InboundMessage, turn: dialog.Turn, settings: Settings) -> repo.Replies:
     """The turn's replies as notifier commands, on the subject of the user's partition, with ids
     from the wamid (so a repeated turn could never send twice)."""
+    if message.channel != "whatsapp":  # SMS or USSD: rendered by its adapter (contracts/channels)
+        conv = turn.conversation
+        subject, sends = channel_replies(
+            message, turn.replies, lang=conv.lang, step=conv.step.value,
+            partitions=settings.notifier_partitions,
+        )  # fmt: skip
+        return repo.Replies(subject, sends)
     commands = [
         SendMessage(command_id=f"{message.wamid}:{i}", to=message.wa_id, message=reply)
         for i, reply in enumerate(turn.replies)
@@ -158,7 +172,7 @@ async def _send(broker: NatsBroker, replies: repo.Replies) -> None:
         await broker.publish(
             command,
             replies.subject,
-            stream=NOTIFIER.name,
+            stream=stream_of(replies.subject),
             headers={"Nats-Msg-Id": command["command_id"]},
             timeout=RPC_TIMEOUT,
         )
@@ -212,8 +226,13 @@ async def on_inbound_message(
     async def busy(conv: dialog.Conversation) -> dialog.Turn:
         return dialog.busy(conv)
 
+    started = time.perf_counter()
     try:
-        turn = await take_turn(message, pool, broker, settings, decide)
+        with tracing.span("dialog turn", {"vaksin.wamid": message.wamid}) as span:
+            turn = await take_turn(message, pool, broker, settings, decide)
+            if span is not None and turn is not None:
+                span.set_attribute("vaksin.dialog.step", turn.conversation.step.value)
+                span.set_attribute("vaksin.dialog.replies", len(turn.replies))
     except Exception:
         if not consumers.is_last_delivery(msg):
             raise  # delivered again after a delay (consumers.py); the partition waits: in order
@@ -223,12 +242,21 @@ async def on_inbound_message(
         await take_turn(message, pool, broker, settings, busy)
         return
     if turn is not None:
-        DIALOG_TURNS.labels(step=turn.conversation.step.value).inc()
+        step = turn.conversation.step.value
+        DIALOG_TURNS.labels(step=step).inc()
+        DIALOG_TURN_SECONDS.labels(step=step).observe(time.perf_counter() - started)
 
 
 def build_router(settings: Settings) -> NatsRouter:
     router = consumers.router()
-    add_stats_responder(router, INGRESS_RPC_STATS, queue=QUEUE, service="dialog", count=repo.stats)
+    add_stats_responder(
+        router,
+        INGRESS_RPC_STATS,
+        queue=QUEUE,
+        service="dialog",
+        count=repo.stats,
+        tables=figures.tables,
+    )
     for partition in range(settings.dialog_partitions):
         consumers.durable_subscriber(
             router,

@@ -39,6 +39,7 @@ from services.common.contracts.subjects import (
 from services.common.contracts.whatsapp import DeliveryStatus, InboundMessage
 from services.common.settings import Settings
 from services.common.stats import add_stats_responder
+from services.notifier import figures
 from services.notifier import repository as repo
 from services.notifier.domain import (
     FAILED,
@@ -273,9 +274,14 @@ async def track_inbound_messages(raws: list[Msg], pool: asyncpg.Pool, engine: Se
     inbound: list[tuple[Msg, InboundMessage]] = []
     for raw in raws:
         try:
-            inbound.append((raw, InboundMessage.model_validate_json(raw.data)))
+            message = InboundMessage.model_validate_json(raw.data)
         except ValidationError:
             await raw.term()
+            continue
+        if message.channel != "whatsapp":  # SMS or USSD: no WhatsApp window, nothing to mark read
+            await raw.ack()
+            continue
+        inbound.append((raw, message))
     latest: dict[str, datetime] = {}
     for _, message in inbound:
         at = datetime.fromtimestamp(message.timestamp, UTC)
@@ -319,7 +325,12 @@ def build_router(settings: Settings) -> NatsRouter:
     rpc is FastStream's own."""
     router = consumers.router()
     add_stats_responder(
-        router, NOTIFIER_RPC_STATS, queue=QUEUE, service="notifier", count=repo.stats
+        router,
+        NOTIFIER_RPC_STATS,
+        queue=QUEUE,
+        service="notifier",
+        count=repo.stats,
+        tables=figures.tables,
     )
     for partition in range(settings.notifier_partitions):
         _declare(

@@ -52,7 +52,7 @@ from services.common.contracts.subjects import (
 from services.common.contracts.ticketing import DoseGiven
 from services.common.deps import AppSettings, Pool, Relay
 from services.common.stats import add_stats_responder
-from services.scheduler import booking, jobs, repository
+from services.scheduler import booking, jobs, operator_rpc, repository
 from services.scheduler.domain import SchedulerError
 from services.scheduler.metrics import REQUEST_SECONDS, REQUESTS
 
@@ -189,7 +189,15 @@ def build_router() -> NatsRouter:
         (SCHEDULER_RPC_BOOKINGS, bookings),
     ):
         router.subscriber(subject, queue=QUEUE)(handler)
-    add_stats_responder(router, SCHEDULER_RPC_STATS, queue=QUEUE, service="scheduler", count=stats)
+    operator_rpc.register(router, QUEUE)
+    add_stats_responder(
+        router,
+        SCHEDULER_RPC_STATS,
+        queue=QUEUE,
+        service="scheduler",
+        count=stats,
+        tables=operator_rpc.tables,
+    )
     consumers.durable_subscriber(
         router,
         TICKETING_EVT_DOSE_GIVEN,

@@ -18,7 +18,7 @@ from typing import Any
 
 import asyncpg
 
-from services.common import outbox
+from services.common import outbox, tracing
 from services.common.contracts.scheduler import (
     Booking,
     Facility,
@@ -516,8 +516,8 @@ async def confirm_held(
                 SELECT $3, id, person_id, wa_id, lang, dose, session_id FROM h
                 RETURNING *
             ), event AS (
-                INSERT INTO scheduler.outbox (subject, stream, payload)
-                SELECT $4, $5, {_FACT} FROM b {_joined("b")}
+                INSERT INTO scheduler.outbox (subject, stream, payload, trace_context)
+                SELECT $4, $5, {_FACT}, $6::text FROM b {_joined("b")}
             )
             SELECT {_BOOKING} FROM b {_joined("b")}""",
         hold_id,
@@ -525,6 +525,7 @@ async def confirm_held(
         request_id,
         SCHEDULER_EVT_BOOKED,
         SCHEDULER.name,
+        tracing.current_traceparent(),
     )
     return _booking(row) if row else None
 
@@ -677,13 +678,14 @@ async def _enqueue_facts(
     conn: asyncpg.Connection, subject: str, booking_ids: Sequence[int], extra: str = "'{}'::jsonb"
 ) -> None:
     await conn.execute(
-        f"""INSERT INTO scheduler.outbox (subject, stream, payload)
-            SELECT $1, $2, {_FACT} || {extra}
+        f"""INSERT INTO scheduler.outbox (subject, stream, payload, trace_context)
+            SELECT $1, $2, {_FACT} || {extra}, $4::text
             FROM scheduler.booking b {_joined("b")}
             WHERE b.id = any($3::bigint[]) ORDER BY b.id""",
         subject,
         SCHEDULER.name,
         list(booking_ids),
+        tracing.current_traceparent(),
     )
 
 
@@ -1061,3 +1063,69 @@ async def stats(pool: asyncpg.Pool, today: date) -> dict[str, int]:
     )
     assert row is not None
     return dict(row)
+
+
+# --- the operators' console ----------------------------------------------------------------------
+
+
+async def list_sessions(
+    conn: asyncpg.Connection,
+    *,
+    date_from: date,
+    date_to: date,
+    facility: str | None,
+    regency: str | None,
+    include_cancelled: bool,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """Sessions by day and time with their seats: booked (active bookings, from the partial index
+    booking_session_idx), held (the rest of `reserved`: live holds, and lapsed ones not yet given
+    back) and free."""
+    return await conn.fetch(
+        """SELECT s.id AS session_id, s.facility_code, f.name AS facility_name, f.regency,
+                  s.day AS date, s.starts AS start, s.ends AS "end", s.vaccine, s.capacity,
+                  b.booked, greatest(s.reserved - b.booked, 0) AS held,
+                  s.capacity - s.reserved AS free, s.status
+           FROM scheduler.session s
+           JOIN scheduler.facility f ON f.code = s.facility_code
+           CROSS JOIN LATERAL (SELECT count(*)::int AS booked FROM scheduler.booking bk
+                               WHERE bk.session_id = s.id AND bk.status = 'active') b
+           WHERE s.day BETWEEN $1 AND $2
+             AND ($3::text IS NULL OR s.facility_code = $3)
+             AND ($4::text IS NULL OR lower(f.regency) = lower($4))
+             AND ($5 OR s.status = 'open')
+           ORDER BY s.day, f.regency, f.name, s.starts, s.id
+           LIMIT $6""",
+        date_from,
+        date_to,
+        facility,
+        regency,
+        include_cancelled,
+        limit,
+    )
+
+
+async def figures(pool: asyncpg.Pool, since: date) -> tuple[list[asyncpg.Record], ...]:
+    """Bookings made (scheduler.figure) by day from `since`, and by facility with its regency
+    (all time); and the seats of open sessions by day from `since` on (session_day_idx)."""
+    async with pool.acquire() as conn:
+        by_day = await conn.fetch(
+            """SELECT day, metric, sum(n)::bigint AS n FROM scheduler.figure WHERE day >= $1
+               GROUP BY day, metric ORDER BY day""",
+            since,
+        )
+        by_facility = await conn.fetch(
+            """SELECT g.facility, coalesce(f.regency, '?') AS regency, g.metric, g.n
+               FROM (SELECT facility, metric, sum(n)::bigint AS n FROM scheduler.figure
+                     GROUP BY facility, metric) g
+               LEFT JOIN scheduler.facility f ON f.code = g.facility
+               ORDER BY regency, g.facility"""
+        )
+        seats = await conn.fetch(
+            """SELECT day, count(*) AS sessions, sum(capacity)::bigint AS capacity,
+                      sum(capacity - reserved)::bigint AS free
+               FROM scheduler.session WHERE day >= $1 AND status = 'open'
+               GROUP BY day ORDER BY day LIMIT 60""",
+            since,
+        )
+    return by_day, by_facility, seats

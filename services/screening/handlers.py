@@ -34,7 +34,7 @@ from services.common.contracts.subjects import (
 )
 from services.common.deps import Context, Pool, Relay
 from services.common.stats import add_stats_responder
-from services.screening import domain, repository
+from services.screening import domain, figures, repository
 from services.screening.rules import RuleSet
 from services.screening.store import RuleSetStore
 
@@ -142,6 +142,11 @@ def build_router() -> NatsRouter:
     router.subscriber(SCREENING_RPC_QUESTIONNAIRE, queue=QUEUE)(questionnaire)
     router.subscriber(SCREENING_RPC_EVALUATE, queue=QUEUE)(evaluate)
     add_stats_responder(
-        router, SCREENING_RPC_STATS, queue=QUEUE, service="screening", count=repository.stats
+        router,
+        SCREENING_RPC_STATS,
+        queue=QUEUE,
+        service="screening",
+        count=repository.stats,
+        tables=figures.tables,
     )
     return router

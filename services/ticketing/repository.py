@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 from pydantic import BaseModel
 
+from services.common import tracing
 from services.common.outbox import queue_in_order
 from services.ticketing.domain import Measurements, TicketState
 
@@ -95,6 +96,9 @@ async def settled(conn: asyncpg.Connection | asyncpg.Pool, booking_id: int) -> b
 # One statement for the ticket and its messages: the outbox rows exist only if the ticket was
 # inserted, and take their ids in the order given (the image before the video).
 _N = len(_NEW_COLUMNS)
+_QUEUE = queue_in_order(
+    "ticketing", f"${_N + 1}", f"${_N + 2}", f"${_N + 3}", "EXISTS (SELECT FROM new)", f"${_N + 4}"
+)
 _INSERT_TICKET = f"""
     WITH new AS (
         INSERT INTO ticketing.ticket ({", ".join(_NEW_COLUMNS)})
@@ -104,7 +108,7 @@ _INSERT_TICKET = f"""
         ON CONFLICT DO NOTHING
         RETURNING {_COLUMNS}
     ), queued AS (
-        {queue_in_order("ticketing", f"${_N + 1}", f"${_N + 2}", f"${_N + 3}", "EXISTS (SELECT FROM new)")}
+        {_QUEUE}
     )
     SELECT * FROM new"""
 
@@ -121,7 +125,9 @@ async def insert_ticket(
     is void (`settled`), or (rarely) its code is taken. Run it holding `lock_booking`: the void
     check reads what was committed before the statement began."""
     values = [getattr(ticket, name) for name in _NEW_COLUMNS]
-    row = await conn.fetchrow(_INSERT_TICKET, *values, subject, stream, messages)
+    row = await conn.fetchrow(
+        _INSERT_TICKET, *values, subject, stream, messages, tracing.current_traceparent()
+    )
     return _ticket(row) if row else None
 
 
@@ -428,3 +434,18 @@ async def answer_desk_checkin(
         values["status"],
         values,
     )
+
+
+async def figures(pool: asyncpg.Pool, since: date) -> tuple[list[asyncpg.Record], ...]:
+    """Check-ins and doses given (ticketing.figure): by day from `since`, by facility (all time)."""
+    async with pool.acquire() as conn:
+        by_day = await conn.fetch(
+            """SELECT day, metric, sum(n)::bigint AS n FROM ticketing.figure WHERE day >= $1
+               GROUP BY day, metric ORDER BY day""",
+            since,
+        )
+        by_facility = await conn.fetch(
+            """SELECT facility, metric, sum(n)::bigint AS n FROM ticketing.figure
+               GROUP BY facility, metric ORDER BY facility"""
+        )
+    return by_day, by_facility

@@ -20,8 +20,12 @@ import yaml
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from services.channels.settings import ChannelSettings
+from services.channels.sms import add_sms_routes
+from services.channels.ussd import add_ussd_routes
 from services.common.service import ServiceHost, make_broker
 from services.common.settings import _GENERATED_SECRETS, Settings
+from services.console.web import add_console_routes
 from services.ingress.http import add_webhook_routes
 from services.registry import builder
 from services.ticketing.desk_api import add_desk_routes
@@ -41,7 +45,9 @@ REQUIRED_SECRETS = frozenset(
     {key.upper() for key in _GENERATED_SECRETS} | {"WHATSAPP_ACCESS_TOKEN", "DATABASE_URL"}
 )
 SECRET_NAMES = REQUIRED_SECRETS | {"TICKET_SIGNING_KEY"}
-SETTINGS_VARIABLES = frozenset(name.upper() for name in Settings.model_fields)
+SETTINGS_VARIABLES = frozenset(
+    name.upper() for name in (*Settings.model_fields, *ChannelSettings.model_fields)
+)
 
 Obj = dict[str, Any]
 
@@ -143,6 +149,15 @@ def route_paths(app: web.Application) -> set[str]:
 
 
 @functools.cache
+class _Unserved:
+    """The channel adapters' handlers, for routes that are only registered."""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        raise NotImplementedError
+
+    inbound = delivery_report = handle
+
+
 def public_routes() -> dict[str, frozenset[str]]:
     """Service -> the paths it serves to the world, from the code: the webhook for Meta
     (services/ingress/http.py) and the facility desk's API (services/ticketing/desk_api.py).
@@ -153,7 +168,31 @@ def public_routes() -> dict[str, frozenset[str]]:
     desk = web.Application()
     key = Ed25519PrivateKey.generate()
     add_desk_routes(desk, None, key, "", lambda: None)  # type: ignore[arg-type]
-    return {"ingress": frozenset(route_paths(webhook)), "ticketing": frozenset(route_paths(desk))}
+    ussd, sms = web.Application(), web.Application()
+    add_ussd_routes(ussd, _Unserved())  # type: ignore[arg-type]
+    add_sms_routes(sms, _Unserved())  # type: ignore[arg-type]
+    return {
+        "ingress": frozenset(route_paths(webhook)),
+        "ticketing": frozenset(route_paths(desk)),
+        "ussd": frozenset(route_paths(ussd)),
+        "sms": frozenset(route_paths(sms)),
+        "console": console_routes(),
+    }
+
+
+def console_routes() -> frozenset[str]:
+    """The operators' console's paths (services/console/web.py): its sub-application's, below
+    /console/, and the redirect from /console."""
+    app = web.Application()
+    add_console_routes(app, None, None, Settings(), None)  # type: ignore[arg-type]
+    paths = set()
+    for resource in app.router.resources():
+        sub = getattr(resource, "_app", None)
+        if sub is None:
+            paths.add(resource.canonical)
+            continue
+        paths |= route_paths(sub)  # already below the prefix once mounted
+    return frozenset(paths)
 
 
 def durable_consumers(service: str, settings: Settings) -> set[tuple[str, str]]:

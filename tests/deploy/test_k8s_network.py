@@ -40,6 +40,8 @@ INGRESS_CONTROLLER_NAMESPACE = "ingress-nginx"
 # Served on every service's HTTP port and never to the outside world.
 INTERNAL_PATHS = {"/healthz", "/readyz", "/metrics"}
 DESK_PREFIX = "/desk"  # the desk app (services/ticketing/desk_web.py), routed as a Prefix
+CONSOLE_PREFIX = "/console"  # the operators' console (services/console/web.py), likewise
+PREFIXES = {"ticketing": DESK_PREFIX, "console": CONSOLE_PREFIX}
 
 
 def under(path: str, prefix: str) -> bool:
@@ -174,8 +176,8 @@ def test_the_ingress_exposes_exactly_the_public_routes_over_tls(objects: tuple[O
             backend = path["backend"]["service"]
             service = backends[backend["name"]]
             if path["pathType"] == "Prefix":
-                assert path["path"] == DESK_PREFIX, path["path"]
-                below = {p for p in public_routes()[service] if under(p, DESK_PREFIX)}
+                assert path["path"] == PREFIXES.get(service), path["path"]
+                below = {p for p in public_routes()[service] if under(p, path["path"])}
                 assert below and not below & INTERNAL_PATHS
                 routed[service] |= below
             else:

@@ -20,6 +20,7 @@ import pytest
 from services.common.embedded import free_port
 from services.common.service import ServiceHost
 from services.common.settings import Settings
+from services.console.app import build_host as build_console
 from services.devtools.fake_graph import FakeGraph
 from services.identity.app import build_host as build_identity
 from services.identity.registry_import import import_registry_file
@@ -40,6 +41,7 @@ BUILDERS = {
     "ticketing": build_ticketing,
     "notifier": build_notifier,
     "dialog": build_dialog,
+    "console": build_console,
     "ingress": build_ingress,
 }
 

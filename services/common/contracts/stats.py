@@ -8,7 +8,20 @@ from pydantic import BaseModel, Field
 
 
 class StatsRequest(BaseModel):
-    """No parameters: the counts as of now."""
+    """The counts as of now; with `tables`, also the breakdowns (by day, regency, facility,
+    minute) that the operators' console charts. Both come from indexes or counters maintained
+    with the data, never from a scan of the big tables."""
+
+    tables: bool = False
+
+
+class StatsTable(BaseModel):
+    """One breakdown: named columns, and rows of values in that order (the first columns are the
+    keys, e.g. `day`, `regency`; the rest are counts)."""
+
+    title: str
+    columns: list[str]
+    rows: list[list[str | int]] = Field(default_factory=list)
 
 
 class ServiceStats(BaseModel):
@@ -17,5 +30,8 @@ class ServiceStats(BaseModel):
         default_factory=dict,
         description="snake_case keys, in the order to show them; `<group>.<member>` for a "
         "breakdown (e.g. `step.booked`); `vaksin stats` gives them readable labels",
+    )
+    tables: dict[str, StatsTable] = Field(
+        default_factory=dict, description="only when asked (`StatsRequest.tables`)"
     )
     error: str | None = None

@@ -20,6 +20,10 @@ IDENTITY_RPC_INTAKE_SUBMIT = "identity.rpc.intake_submit"
 IDENTITY_RPC_INTAKE_STATUS = "identity.rpc.intake_status"
 IDENTITY_RPC_PERSON = "identity.rpc.person"
 IDENTITY_RPC_STATS = "identity.rpc.stats"
+# identity: the intake queue for operators (the console; contracts/operations.py)
+IDENTITY_RPC_INTAKE_LIST = "identity.rpc.intake_list"
+IDENTITY_RPC_INTAKE_DETAIL = "identity.rpc.intake_detail"
+IDENTITY_RPC_INTAKE_DECIDE = "identity.rpc.intake_decide"
 # identity: intake facts (stream IDENTITY), through the outbox
 IDENTITY_EVT_INTAKE_SUBMITTED = "identity.evt.intake_submitted"
 IDENTITY_EVT_INTAKE_DECIDED = "identity.evt.intake_decided"
@@ -41,6 +45,11 @@ SCHEDULER_RPC_CONFIRM = "scheduler.rpc.confirm"
 SCHEDULER_RPC_CANCEL = "scheduler.rpc.cancel"
 SCHEDULER_RPC_BOOKINGS = "scheduler.rpc.bookings"
 SCHEDULER_RPC_STATS = "scheduler.rpc.stats"
+# scheduler: facilities and sessions for operators (the console; contracts/operations.py)
+SCHEDULER_RPC_FACILITIES_IMPORT = "scheduler.rpc.facilities_import"
+SCHEDULER_RPC_SESSIONS_IMPORT = "scheduler.rpc.sessions_import"
+SCHEDULER_RPC_SESSIONS = "scheduler.rpc.sessions"
+SCHEDULER_RPC_SESSION_CANCEL = "scheduler.rpc.session_cancel"
 SCHEDULER_EVT_BOOKED = "scheduler.evt.booked"
 SCHEDULER_EVT_CANCELLED = "scheduler.evt.cancelled"
 SCHEDULER_EVT_RESCHEDULED = "scheduler.evt.rescheduled"
@@ -49,6 +58,9 @@ SCHEDULER_EVT_RESCHEDULED = "scheduler.evt.rescheduled"
 # its facts (stream TICKETING); the scheduler books dose 2 on dose_given.
 TICKETING_RPC_TICKETS = "ticketing.rpc.tickets"
 TICKETING_RPC_STATS = "ticketing.rpc.stats"
+# ticketing: facility desks for operators (the console; contracts/operations.py)
+TICKETING_RPC_DESK_ADD = "ticketing.rpc.desk_add"
+TICKETING_RPC_DESKS = "ticketing.rpc.desks"
 TICKETING_EVT_DOSE_GIVEN = "ticketing.evt.dose_given"
 
 # notifier: outbound WhatsApp sends (stream NOTIFIER), partitioned by recipient like the inbound.
@@ -69,6 +81,9 @@ NOTIFIER_RPC_STATS = "notifier.rpc.stats"
 # The dialog's counts (schema `ingress`; core request/reply, queue group `dialog`). The webhook
 # edge has no database and does not answer it.
 INGRESS_RPC_STATS = "ingress.rpc.stats"
+
+# The operators' console's counts (schema `console`; core request/reply, queue group `console`).
+CONSOLE_RPC_STATS = "console.rpc.stats"
 
 
 def partition_of(key: str, partitions: int) -> int:
