@@ -24,9 +24,10 @@ Job = Callable[[asyncpg.Pool], Awaitable[int]]
 def periodic(name: str, job: Job, every_seconds: float) -> tuple[Hook, Hook]:
     """(on_startup, on_shutdown) hooks that run `job(pool)` now and then every `every_seconds`."""
     task: asyncio.Task[None] | None = None
+    stopping = False
 
     async def loop(pool: asyncpg.Pool) -> None:
-        while True:
+        while not stopping:
             try:
                 # A trace of its own per run (tracing on): the reminders and automatic bookings
                 # it queues through the outbox are followed from here to Meta.
@@ -39,7 +40,8 @@ def periodic(name: str, job: Job, every_seconds: float) -> tuple[Hook, Hook]:
                 raise
             except Exception:
                 log.exception("periodic job failed", job=name)
-            await asyncio.sleep(every_seconds)
+            if not stopping:
+                await asyncio.sleep(every_seconds)
 
     async def start(host: ServiceHost) -> None:
         nonlocal task
@@ -47,6 +49,10 @@ def periodic(name: str, job: Job, every_seconds: float) -> tuple[Hook, Hook]:
         task = asyncio.create_task(loop(host.pool), name=f"periodic-{name}")
 
     async def stop(_host: ServiceHost) -> None:
+        # The flag as well as the cancel: on Python 3.11 a cancel that lands as a job's NATS
+        # request gets its answer is swallowed (asyncio.wait_for inside nats-py).
+        nonlocal stopping
+        stopping = True
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

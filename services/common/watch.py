@@ -71,25 +71,30 @@ class Watcher:
         self.broker = broker
         self.pool = pool
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="watch-dependencies")
 
     async def stop(self) -> None:
+        # The flag as well as the cancel: on Python 3.11 a cancel that lands as a NATS request
+        # gets its answer is swallowed (asyncio.wait_for inside nats-py), and the loop went on.
+        self._stopping = True
         if self._task:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.poll()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("could not watch the consumers", error=repr(exc))
-            await asyncio.sleep(WATCH_SECONDS)
+            if not self._stopping:
+                await asyncio.sleep(WATCH_SECONDS)
 
     async def poll(self) -> None:
         nats_up = await self._nats_up()
