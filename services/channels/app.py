@@ -3,8 +3,7 @@
 - `ussd` (`vaksin service ussd`): `POST /ussd` for the aggregator, and the consumers of
   `channels.cmd.ussd.<p>` that store each turn's screen.
 - `sms` (`vaksin service sms`): `/sms/inbound` and `/sms/dlr` for the Jasmin gateway, the
-  consumers of `channels.cmd.sms.<p>`, the sender, `channels.rpc.route`, and the consumer that
-  notices a number back on WhatsApp.
+  consumers of `channels.cmd.sms.<p>` and the sender.
 
 Both keep their state in the schema `channels`; the k8s Ingress sends `/ussd` and `/sms/` to
 them on the same host as the webhook."""

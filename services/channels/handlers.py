@@ -7,9 +7,9 @@
 - `channels.cmd.sms.<p>` (durables `channels-sms-p<p>`): replies to an SMS, and messages sent
   unasked to a number reached by SMS (tickets, reminders); rendered and queued for the gateway,
   the menu kept for the number's next answer.
-- `wa.inbound.message.*` (durable `channels-whatsapp`): a number that wrote by SMS or USSD and
-  now writes on WhatsApp is reached on WhatsApp again.
-- `channels.rpc.route` (queue group `channels`): which channel reaches a number unasked.
+
+Which channel reaches a number unasked is the dialog's to say (`ingress.rpc.route`): it stores
+the channel of each turn's message.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import asyncio
 from dataclasses import asdict
 from typing import Annotated, Any
 
-import asyncpg
 import structlog
 from faststream.nats import NatsRouter
 from pydantic import TypeAdapter
@@ -28,17 +27,12 @@ from services.channels import repository as repo
 from services.common import consumers
 from services.common.contracts.channels import (
     CHANNEL_CMD_SEND,
-    CHANNELS_RPC_ROUTE,
     CHANNELS_RPC_SMS_STATS,
     CHANNELS_RPC_USSD_STATS,
     ChannelSend,
-    RouteReply,
-    RouteRequest,
 )
 from services.common.contracts.notifier import OutboundMessage
-from services.common.contracts.streams import CHANNELS, WA_INBOUND
-from services.common.contracts.subjects import WA_INBOUND_MESSAGE_ALL
-from services.common.contracts.whatsapp import InboundMessage
+from services.common.contracts.streams import CHANNELS
 from services.common.deps import Context, Pool
 from services.common.stats import add_stats_responder
 
@@ -125,20 +119,6 @@ async def on_sms_send(cmd: ChannelSend, pool: Pool, wake: SenderWake) -> None:
         wake()
 
 
-async def on_whatsapp_message(message: InboundMessage, pool: Pool) -> None:
-    if message.channel == "whatsapp":
-        await repo.back_on_whatsapp(pool, message.wa_id)
-
-
-async def route(request: RouteRequest, pool: Pool) -> RouteReply:
-    try:
-        channel = await repo.channel_of(pool, request.number)
-    except (asyncpg.PostgresError, OSError) as exc:
-        return RouteReply(error=f"unavailable: {type(exc).__name__}")
-    # USSD cannot reach a phone unasked: its users are reached by SMS.
-    return RouteReply(channel="whatsapp" if channel == "whatsapp" else "sms")
-
-
 def _partitioned(router: NatsRouter, channel: str, partitions: int, handler: Any) -> None:
     for partition in range(partitions):
         consumers.durable_subscriber(
@@ -169,15 +149,4 @@ def sms_router(partitions: int) -> NatsRouter:
     add_stats_responder(
         router, CHANNELS_RPC_SMS_STATS, queue="sms", service="sms", count=repo.sms_stats
     )
-    consumers.durable_subscriber(
-        router,
-        WA_INBOUND_MESSAGE_ALL,
-        stream=WA_INBOUND,
-        durable="channels-whatsapp",
-        max_deliver=8,
-        title="channels-whatsapp",
-        description="A number that wrote by SMS or USSD is reached on WhatsApp again once it "
-        "writes there",
-    )(on_whatsapp_message)
-    router.subscriber(CHANNELS_RPC_ROUTE, queue=QUEUE, title="route")(route)
     return router

@@ -25,25 +25,6 @@ async def set_channel(conn: Executor, number: str, channel: str) -> None:
     )
 
 
-async def back_on_whatsapp(conn: Executor, number: str) -> None:
-    """Only numbers that once wrote by SMS or USSD have a row; WhatsApp is everyone's default."""
-    await conn.execute(
-        """UPDATE channels.number_channel SET channel = 'whatsapp', updated_at = now()
-           WHERE number = $1 AND channel <> 'whatsapp'""",
-        number,
-    )
-
-
-async def channel_of(conn: Executor, number: str) -> str:
-    return (
-        await conn.fetchval("SELECT channel FROM channels.number_channel WHERE number = $1", number)
-        or "whatsapp"
-    )
-
-
-# --- menus and turns ----------------------------------------------------------------------------
-
-
 async def menu(conn: Executor, channel: str, number: str) -> list[dict[str, str]]:
     options = await conn.fetchval(
         "SELECT options FROM channels.menu WHERE channel = $1 AND number = $2", channel, number

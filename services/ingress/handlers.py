@@ -18,7 +18,12 @@ from faststream.nats import NatsBroker, NatsRouter
 from pydantic import BaseModel
 
 from services.common import consumers, tracing
-from services.common.contracts.channels import channel_replies, stream_of
+from services.common.contracts.channels import (
+    RouteReply,
+    RouteRequest,
+    channel_replies,
+    stream_of,
+)
 from services.common.contracts.identity import (
     CheckNikRequest,
     CheckNikResult,
@@ -60,6 +65,7 @@ from services.common.contracts.subjects import (
     IDENTITY_RPC_INTAKE_SUBMIT,
     IDENTITY_RPC_NUMBER_STATUS,
     IDENTITY_RPC_VERIFY,
+    INGRESS_RPC_ROUTE,
     INGRESS_RPC_STATS,
     SCHEDULER_RPC_ALTERNATIVES,
     SCHEDULER_RPC_BOOKINGS,
@@ -201,7 +207,7 @@ async def take_turn(
     turn = await decide(start.conversation)
     replies = _replies(message, turn, settings)
     if not await repo.end_turn(
-        pool, message.wa_id, start, turn.conversation, message.wamid, replies
+        pool, message.wa_id, start, turn.conversation, message.wamid, replies, message.channel
     ):
         raise ConversationChanged
     await _send(broker, replies)
@@ -247,8 +253,19 @@ async def on_inbound_message(
         DIALOG_TURN_SECONDS.labels(step=step).observe(time.perf_counter() - started)
 
 
+async def route(request: RouteRequest, pool: Pool) -> RouteReply:
+    """`ingress.rpc.route`: the channel that reaches a number unasked, the one of its last
+    message; USSD cannot reach a phone unasked, so its users are reached by SMS."""
+    try:
+        channel = await repo.channel_of(pool, request.number)
+    except (asyncpg.PostgresError, OSError) as exc:
+        return RouteReply(error=f"unavailable: {type(exc).__name__}")
+    return RouteReply(channel="whatsapp" if channel == "whatsapp" else "sms")
+
+
 def build_router(settings: Settings) -> NatsRouter:
     router = consumers.router()
+    router.subscriber(INGRESS_RPC_ROUTE, queue=QUEUE, title="route")(route)
     add_stats_responder(
         router,
         INGRESS_RPC_STATS,

@@ -62,12 +62,12 @@ _BEGIN_TURN = """
 _END_TURN = """
     WITH saved AS (
         INSERT INTO ingress.conversation AS conv
-            (wa_id, step, lang, data, updated_at, version, last_wamid, last_replies)
-        VALUES ($1, $2, $3, $4, now(), 1, $6, $7)
+            (wa_id, step, lang, data, updated_at, version, last_wamid, last_replies, channel)
+        VALUES ($1, $2, $3, $4, now(), 1, $6, $7, $8)
         ON CONFLICT (wa_id) DO UPDATE
         SET step = excluded.step, lang = excluded.lang, data = excluded.data, updated_at = now(),
             version = conv.version + 1, last_wamid = excluded.last_wamid,
-            last_replies = excluded.last_replies
+            last_replies = excluded.last_replies, channel = excluded.channel
         WHERE conv.version = $5
         RETURNING 1
     ), fresh AS (
@@ -116,15 +116,31 @@ async def end_turn(
     conv: Conversation,
     wamid: str,
     replies: Replies,
+    channel: str = "whatsapp",
 ) -> bool:
-    """Store the conversation, the message id and the replies, unless the conversation changed
-    since `start` (False: nothing was stored; the turn must run again on what is there now)."""
+    """Store the conversation, the message id, the replies and the channel the message came by,
+    unless the conversation changed since `start` (False: nothing was stored; the turn must run
+    again on what is there now)."""
     stored = {"subject": replies.subject, "commands": replies.commands}
     return bool(
         await conn.fetchval(
-            _END_TURN, wa_id, conv.step.value, conv.lang, conv.data, start.version, wamid, stored
+            _END_TURN,
+            wa_id,
+            conv.step.value,
+            conv.lang,
+            conv.data,
+            start.version,
+            wamid,
+            stored,
+            channel,
         )
     )
+
+
+async def channel_of(conn: Executor, wa_id: str) -> str:
+    """The channel of the number's last message (`whatsapp` for a number never seen)."""
+    found = await conn.fetchval("SELECT channel FROM ingress.conversation WHERE wa_id = $1", wa_id)
+    return str(found or "whatsapp")
 
 
 async def purge_processed(pool: asyncpg.Pool, older_than_days: int = 30) -> int:

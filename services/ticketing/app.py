@@ -50,7 +50,7 @@ def build_host(settings: Settings) -> ServiceHost:
         title="channel-send",
         schema=ChannelSend,
         description="A new ticket's code by SMS, for a person who writes by SMS or USSD "
-        "(channels.rpc.route); via the outbox, by recipient",
+        "(ingress.rpc.route); via the outbox, by recipient",
     )
     host = ServiceHost(
         "ticketing",

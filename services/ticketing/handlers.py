@@ -84,13 +84,14 @@ async def _issue(
     # are redelivered or void, which `tickets.issue` recognises anyway (and returns None).
     try:
         card = await _person(broker, fact.person_id)
+        channel = await route(broker, fact.wa_id)  # by SMS to who writes by SMS or USSD
     except Exception:
         if await tickets.settled(pool, fact.booking_id):
-            return  # nothing to issue: such a fact need not wait for identity to come back
+            return  # nothing to issue: such a fact need not wait for identity or the dialog
         raise
     delivery = tickets.Delivery(
         fact.wa_id, fact.lang, settings.vaccine_video_url, settings.notifier_partitions,
-        channel=await route(broker, fact.wa_id),  # by SMS to who writes by SMS or USSD
+        channel=channel,
     )  # fmt: skip
     issued = await tickets.issue(pool, fact, card, key, delivery, utcnow())
     if issued is not None:

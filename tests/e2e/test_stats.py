@@ -14,10 +14,12 @@ from typing import Any
 import pytest
 
 from services.stats_cli import SOURCES, run_stats
+from tests.e2e.channels import channels_fixture  # noqa: F401 (the fixture)
 from tests.e2e.conftest import System
 from tests.e2e.test_booking_flow import eligible_with_offer, facility_code
 
-pytestmark = pytest.mark.servers
+# Every source of `vaksin stats` runs, the SMS and USSD adapters included.
+pytestmark = [pytest.mark.servers, pytest.mark.usefixtures("channels")]
 
 TOMORROW = date.today() + timedelta(days=1)
 

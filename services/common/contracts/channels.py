@@ -6,9 +6,11 @@ commands on `channels.cmd.<channel>.<p>` (stream CHANNELS) instead of `notifier.
 and the channel adapter renders them for what that channel can show (services/channels/render.py).
 
 Messages nobody asked for (a new ticket, reminders, dose 2) go where the number last wrote from:
-`channels.rpc.route` answers `sms` for a number whose last message came by SMS or USSD (USSD
-cannot reach a phone unasked, so its users get SMS), `whatsapp` otherwise; `as_channel_send`
-turns the notifier command into the SMS one.
+the dialog, which stores the channel with each turn, answers `ingress.rpc.route` with `sms` for a
+number whose last message came by SMS or USSD (USSD cannot reach a phone unasked, so its users
+get SMS), `whatsapp` otherwise; `as_channel_send` turns the notifier command into the SMS one.
+(No consumer of every WhatsApp message is needed to notice a user coming back to WhatsApp: the
+turn of that message records it.)
 """
 
 from __future__ import annotations
@@ -16,19 +18,16 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from faststream.nats import NatsBroker
-from nats.errors import NoRespondersError
 from pydantic import BaseModel, Field
 
 from services.common.contracts.notifier import OutboundMessage, SendMessage
 from services.common.contracts.streams import CHANNELS, NOTIFIER
-from services.common.contracts.subjects import partition_of, send_subject
+from services.common.contracts.subjects import INGRESS_RPC_ROUTE, partition_of, send_subject
 from services.common.contracts.whatsapp import Channel, InboundMessage
 
 # One user's commands land on one partition (like the notifier's), consumed one at a time.
 CHANNEL_CMD_SEND = "channels.cmd.{channel}.{partition}"
 CHANNEL_CMD_SEND_ALL = "channels.cmd.{channel}.*"
-# Core request/reply (queue group `channels`): which channel reaches a number unasked.
-CHANNELS_RPC_ROUTE = "channels.rpc.route"
 # Each process's counts, for `vaksin stats` (queue groups `ussd` and `sms`).
 CHANNELS_RPC_USSD_STATS = "channels.rpc.ussd_stats"
 CHANNELS_RPC_SMS_STATS = "channels.rpc.sms_stats"
@@ -132,16 +131,13 @@ def outbound(
 
 
 async def route(broker: NatsBroker, number: str) -> Channel:
-    """The channel that reaches `number` unasked. Without a channel adapter running (a
-    WhatsApp-only deployment) nobody answers, and that is WhatsApp; a timeout raises (try again
-    later rather than guess)."""
-    try:
-        response = await broker.request(
-            RouteRequest(number=number), CHANNELS_RPC_ROUTE, timeout=ROUTE_TIMEOUT
-        )
-    except NoRespondersError:
-        return "whatsapp"
+    """The channel that reaches `number` unasked, as the dialog knows it. The dialog runs in
+    every deployment: no answer (no responders, a timeout) raises, to be tried again later
+    rather than guessed."""
+    response = await broker.request(
+        RouteRequest(number=number), INGRESS_RPC_ROUTE, timeout=ROUTE_TIMEOUT
+    )
     reply = RouteReply.model_validate(await response.decode())
     if reply.error:
-        raise RuntimeError(f"channels could not answer: {reply.error}")
+        raise RuntimeError(f"the dialog could not answer: {reply.error}")
     return reply.channel

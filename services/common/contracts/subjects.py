@@ -81,6 +81,8 @@ NOTIFIER_RPC_STATS = "notifier.rpc.stats"
 # The dialog's counts (schema `ingress`; core request/reply, queue group `dialog`). The webhook
 # edge has no database and does not answer it.
 INGRESS_RPC_STATS = "ingress.rpc.stats"
+# The channel that reaches a number unasked, answered by the dialog (contracts/channels.py).
+INGRESS_RPC_ROUTE = "ingress.rpc.route"
 
 # The operators' console's counts (schema `console`; core request/reply, queue group `console`).
 CONSOLE_RPC_STATS = "console.rpc.stats"

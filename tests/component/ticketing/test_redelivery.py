@@ -27,6 +27,7 @@ from pydantic import BaseModel
 
 from services.common import consumers
 from services.common.clock import jakarta_today
+from services.common.contracts.channels import RouteReply, RouteRequest
 from services.common.contracts.deadletters import DeadMessage
 from services.common.contracts.identity import PersonCard, PersonRequest
 from services.common.contracts.scheduler import (
@@ -40,6 +41,7 @@ from services.common.contracts.scheduler import (
 from services.common.contracts.streams import NOTIFIER, SCHEDULER
 from services.common.contracts.subjects import (
     IDENTITY_RPC_PERSON,
+    INGRESS_RPC_ROUTE,
     NOTIFIER_CMD_SEND_ALL,
     SCHEDULER_EVT_BOOKED,
     SCHEDULER_EVT_CANCELLED,
@@ -163,6 +165,10 @@ async def ticketing(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[Tic
     @client.subscriber(IDENTITY_RPC_PERSON)
     async def person(body: PersonRequest) -> PersonCard:  # identity, answering every request
         return CARD
+
+    @client.subscriber(INGRESS_RPC_ROUTE)
+    async def route(body: RouteRequest) -> RouteReply:  # the dialog: everyone on WhatsApp
+        return RouteReply(channel="whatsapp")
 
     await client.start()
     host = build_host(settings.model_copy(update={"health_port": free_port()}))

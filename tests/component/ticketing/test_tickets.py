@@ -10,14 +10,17 @@ import io
 import json
 import secrets
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 import asyncpg
 import pytest
 
 from services.common.clock import WIB, jakarta_today
+from services.common.contracts.channels import RouteReply
 from services.common.contracts.identity import PersonCard
 from services.common.contracts.scheduler import BookingConfirmed, Facility
+from services.common.contracts.subjects import INGRESS_RPC_ROUTE
 from services.common.contracts.ticketing import TicketStatus
 from services.common.settings import Settings
 from services.ticketing import cli, domain, handlers, repository, tickets
@@ -276,20 +279,27 @@ async def test_a_ticketed_or_void_booking_is_settled_before_any_work(
 
 
 class Identity:
-    """identity.rpc.person as the consumer's broker asks it: answering, or down."""
+    """identity.rpc.person as the consumer's broker asks it: answering, or down (and the
+    dialog's ingress.rpc.route, always answering WhatsApp)."""
 
     def __init__(self, card: PersonCard | None) -> None:
         self.card, self.asked = card, 0
 
-    async def request(self, *_: object, **__: object) -> Identity:
+    async def request(self, _: object, subject: str, **__: object) -> Answer:
+        if subject == INGRESS_RPC_ROUTE:
+            return Answer(RouteReply(channel="whatsapp").model_dump())
         self.asked += 1
         if self.card is None:
             raise TimeoutError("identity does not answer")
-        return self
+        return Answer(self.card.model_dump())
+
+
+@dataclass
+class Answer:
+    body: dict[str, object]
 
     async def decode(self) -> dict[str, object]:
-        assert self.card is not None
-        return self.card.model_dump()
+        return self.body
 
 
 class Relay:
