@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -30,7 +31,7 @@ from faststream.exceptions import HandlerException, NackMessage, RejectMessage
 from faststream.nats import ConsumerConfig, JStream, NatsBroker, NatsRouter, PullSub
 from nats.aio.msg import Msg
 from opentelemetry import trace
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 
 from services.common import tracing
@@ -53,6 +54,20 @@ REDELIVERIES = Counter(
 )
 DEAD_LETTERED = Counter(
     "vaksin_dead_letters_total", "Messages that failed every delivery", ["consumer", "reason"]
+)
+# Per subscription (its subject), in this middleware that every message passes anyway: a few
+# microseconds, where FastStream's Prometheus middleware cost about 55 per message (6 % of the
+# CPU of a first turn, issue 13).
+HANDLED = Counter(
+    "vaksin_messages_handled_total",
+    "Messages handled, by subscription and outcome (ok, retry, dead, error)",
+    ["subject", "outcome"],
+)
+HANDLING_SECONDS = Histogram(
+    "vaksin_message_handling_seconds",
+    "Time a handler took, by subscription",
+    ["subject"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 
 _max_deliver: dict[str, int] = {}  # durable name -> its max_deliver, as declared
@@ -122,11 +137,14 @@ class Redelivery(BaseMiddleware):
         keep_alive = _KeepAlive.start(raw) if _is_jetstream(raw) else None
         if keep_alive is not None and tracing.enabled():
             _mark_delivery(raw)
+        subject = getattr(raw, "subject", "") or ""
+        started, outcome = time.perf_counter(), "ok"
         try:
             return await call_next(msg)
         except HandlerException:
             raise  # the handler settled the message itself
         except Exception as exc:
+            outcome = "error"
             if keep_alive is None:
                 raise  # core request/reply: nothing to redeliver
             meta = raw.metadata
@@ -147,12 +165,16 @@ class Redelivery(BaseMiddleware):
                     trace.get_current_span().add_event(
                         "delivered again later", {"vaksin.retry_in_seconds": delay}
                     )
+                outcome = "retry"
                 raise NackMessage(delay=delay) from exc
+            outcome = "dead"
             await self._dead_letter(raw, consumer, exc)
             raise RejectMessage() from exc
         finally:
             if keep_alive is not None:
                 keep_alive.stop()
+            HANDLED.labels(subject, outcome).inc()
+            HANDLING_SECONDS.labels(subject).observe(time.perf_counter() - started)
 
     async def _dead_letter(self, raw: Msg, consumer: str, exc: Exception) -> None:
         subject, dead, headers = dead_letter(raw, exc, "failed")

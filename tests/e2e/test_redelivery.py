@@ -56,13 +56,25 @@ async def test_a_turn_that_fails_once_is_answered_once_after_a_delay(
     decide = FailsOnce(handlers._decide)
     monkeypatch.setattr(handlers, "_decide", decide)
     wa_id = new_phone()
-    consumer = f"ingress-dialog-p{partition_of(wa_id, system.settings.dialog_partitions)}"
+    partition = partition_of(wa_id, system.settings.dialog_partitions)
+    consumer = f"ingress-dialog-p{partition}"
+    subject = WA_INBOUND_MESSAGE.format(partition=partition)
     before = redeliveries(consumer)
+    handled = {outcome: handled_count(subject, outcome) for outcome in ("ok", "retry")}
     await system.say(wa_id, "VAKSIN")
     sent = await settled(system, wa_id, 1)
     assert len(sent) == 1 and "tenaga kesehatan" in body_of(sent[0]).lower()
     assert decide.redelivered_after >= 0.9  # the first delay is 1 s, not an instant NAK
     assert redeliveries(consumer) == before + 1
+    # and the subscription's figures saw one failed delivery and one handled message (at least:
+    # other tests' users may share the partition)
+    assert handled_count(subject, "retry") == handled["retry"] + 1
+    assert handled_count(subject, "ok") >= handled["ok"] + 1
+
+
+def handled_count(subject: str, outcome: str) -> float:
+    labels = {"subject": subject, "outcome": outcome}
+    return REGISTRY.get_sample_value("vaksin_messages_handled_total", labels) or 0.0
 
 
 async def test_a_turn_stored_but_not_yet_sent_sends_its_replies_once_when_delivered_again(
