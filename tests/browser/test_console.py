@@ -16,7 +16,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from argon2 import PasswordHasher
 from faststream.nats import NatsBroker
@@ -35,15 +34,19 @@ from services.common.contracts.subjects import (
     SCHEDULER_RPC_CONFIRM,
     SCHEDULER_RPC_HOLD,
 )
-from services.common.embedded import free_port
 from services.console import accounts
 from services.console import repository as console_repo
 from services.console.app import build_host as build_console
 from services.console.security import Passwords
-from services.devtools.fake_graph import FakeGraph
 from tests.browser.conftest import LoopThread, new_context
 from tests.conftest import Servers, settings_for
-from tests.e2e.conftest import BUILDERS, System, new_person, new_phone
+from tests.e2e.conftest import (
+    System,
+    new_person,
+    new_phone,
+    start_whole_system,
+    stop_whole_system,
+)
 
 pytestmark = pytest.mark.servers
 
@@ -130,32 +133,16 @@ def console(
     )
 
     async def start() -> Console:
-        ingress_port = free_port()
-        fake = FakeGraph(
-            webhook_url=f"http://127.0.0.1:{ingress_port}/webhook",
-            app_secret=base.whatsapp_app_secret,
+        system = await start_whole_system(
+            base, console=lambda settings: build_console(settings, FAST)
         )
-        api = await fake.start()
-        settings = base.model_copy(update={"whatsapp_api_base": api, "ingress_port": ingress_port})
-        hosts = {
-            name: build(settings.model_copy(update={"health_port": free_port()}))
-            for name, build in BUILDERS.items()
-        }
-        port = free_port()
-        hosts["console"] = build_console(settings.model_copy(update={"health_port": port}), FAST)
-        system = System(settings, fake, aiohttp.ClientSession(), hosts)
-        for host in hosts.values():
-            await host.start()
-        client = NatsBroker(settings.nats_url)
+        client = NatsBroker(system.settings.nats_url)
         await client.connect()
-        return Console(system, service_loop, port, client)
+        return Console(system, service_loop, system.hosts["console"].port, client)
 
     async def stop(console: Console) -> None:
         await console.client.stop()
-        for host in reversed(list(console.system.hosts.values())):
-            await host.stop()
-        await console.system.http.close()
-        await console.system.fake.stop()
+        await stop_whole_system(console.system)
 
     running = service_loop.run(start(), timeout=60)
     yield running

@@ -11,16 +11,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-import aiohttp
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
 from services.common.clock import jakarta_today
-from services.common.embedded import free_port
-from services.devtools.fake_graph import FakeGraph
 from tests.browser.conftest import LoopThread, new_context
 from tests.conftest import Servers, settings_for
-from tests.e2e.conftest import BUILDERS, System, new_person
+from tests.e2e.conftest import System, new_person, start_whole_system, stop_whole_system
 
 pytestmark = pytest.mark.servers
 
@@ -45,32 +42,9 @@ def simulated(
 ) -> Iterator[Simulated]:
     base = settings_for(servers, tmp_path_factory.mktemp("simulator"))
 
-    async def start() -> System:
-        ingress_port = free_port()
-        fake = FakeGraph(
-            webhook_url=f"http://127.0.0.1:{ingress_port}/webhook",
-            app_secret=base.whatsapp_app_secret,
-        )
-        api = await fake.start()
-        settings = base.model_copy(update={"whatsapp_api_base": api, "ingress_port": ingress_port})
-        hosts = {
-            name: build(settings.model_copy(update={"health_port": free_port()}))
-            for name, build in BUILDERS.items()
-        }
-        system = System(settings, fake, aiohttp.ClientSession(), hosts)
-        for host in hosts.values():
-            await host.start()
-        return system
-
-    async def stop(system: System) -> None:
-        for host in reversed(list(system.hosts.values())):
-            await host.stop()
-        await system.http.close()
-        await system.fake.stop()
-
-    system = service_loop.run(start(), timeout=60)
+    system = service_loop.run(start_whole_system(base), timeout=60)
     yield Simulated(system, service_loop)
-    service_loop.run(stop(system), timeout=60)
+    service_loop.run(stop_whole_system(system), timeout=60)
 
 
 def chat_as(page: Page, phone: str, name: str) -> Locator:

@@ -9,7 +9,7 @@ import itertools
 import json
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -237,6 +237,35 @@ def assert_no_reply_mixes_languages(fake: FakeGraph) -> None:
         if mixed(text)
     ]
     assert not mixing, mixing
+
+
+async def start_whole_system(
+    base: Settings, **builders: Callable[[Settings], ServiceHost]
+) -> System:
+    """Every service in this process (`BUILDERS`, some replaced by `builders`) in front of a fake
+    Graph API that posts signed status webhooks to the ingress, as Meta does: for tests that run
+    on a loop of their own (the browser tests). Stop it with `stop_whole_system`."""
+    ingress_port = free_port()
+    fake = FakeGraph(
+        webhook_url=f"http://127.0.0.1:{ingress_port}/webhook", app_secret=base.whatsapp_app_secret
+    )
+    api = await fake.start()
+    settings = base.model_copy(update={"whatsapp_api_base": api, "ingress_port": ingress_port})
+    hosts = {
+        name: build(settings.model_copy(update={"health_port": free_port()}))
+        for name, build in {**BUILDERS, **builders}.items()
+    }
+    system = System(settings, fake, aiohttp.ClientSession(), hosts)
+    for host in hosts.values():
+        await host.start()
+    return system
+
+
+async def stop_whole_system(system: System) -> None:
+    for host in reversed(list(system.hosts.values())):
+        await host.stop()
+    await system.http.close()
+    await system.fake.stop()
 
 
 @pytest.fixture
