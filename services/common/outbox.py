@@ -29,15 +29,21 @@ _BATCH = 100
 
 
 async def enqueue(
-    conn: asyncpg.Connection, schema: str, subject: str, message: BaseModel, stream: str
+    conn: asyncpg.Connection,
+    schema: str,
+    subject: str,
+    message: BaseModel | dict[str, Any],
+    stream: str,
 ) -> None:
-    """Add a message to the outbox inside the caller's transaction."""
+    """Add a message (a model, or its JSON payload) to the outbox inside the caller's
+    transaction."""
+    payload = message.model_dump(mode="json") if isinstance(message, BaseModel) else message
     await conn.execute(
         f"INSERT INTO {schema}.outbox (subject, stream, payload, trace_context) "
         "VALUES ($1, $2, $3, $4)",
         subject,
         stream,
-        message.model_dump(mode="json"),
+        payload,
         tracing.current_traceparent(),
     )
 

@@ -143,7 +143,7 @@ async def _decide(
     conv: dialog.Conversation, message: InboundMessage, broker: NatsBroker, today: date
 ) -> dialog.Turn:
     user = dialog.UserInput(message.text or "", message.reply_id, message.type)
-    ctx = dialog.Context(today=today, wa_id=message.wa_id)
+    ctx = dialog.Context(today=today, wa_id=message.wa_id, channel=message.channel)
     decision = dialog.handle(conv, user, request_id=message.wamid, ctx=ctx)
     for _ in range(MAX_ASKS_PER_TURN):
         if isinstance(decision, dialog.Turn):

@@ -173,7 +173,10 @@ async def _take(
 ) -> Hold | None:
     for _ in range(RETRIES):
         try:
-            return await repo.take_hold(conn, session_id, cutoff, who)
+            held = await repo.take_hold(conn, session_id, cutoff, who)
+            if held is not None:
+                await repo.set_reach(conn, who.wa_id, who.channel)
+            return held
         except asyncpg.DeadlockDetectedError:
             continue  # only concurrent offers of one person meet like this; one statement: retry
         except asyncpg.UniqueViolationError as e:
@@ -198,6 +201,7 @@ def _holder(req: OfferRequest | HoldRequest, hold_seconds: float) -> repo.HoldFo
         dose=req.dose,
         replaces_booking_id=req.replaces_booking_id,
         seconds=hold_seconds,
+        channel=req.channel,
     )
 
 

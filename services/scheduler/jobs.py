@@ -15,7 +15,6 @@ import structlog
 from services.common.clock import WIB
 from services.common.contracts.notifier import SendMessage
 from services.common.contracts.scheduler import Facility
-from services.common.contracts.subjects import send_subject
 from services.common.contracts.ticketing import DoseGiven
 from services.common.settings import Settings
 from services.scheduler import domain, notices
@@ -89,7 +88,7 @@ async def attempt_plan(
 async def _attempt(
     conn: asyncpg.Connection, plan: repo.Plan, settings: Settings, now: datetime
 ) -> Attempt:
-    subject = send_subject(plan.wa_id, settings.notifier_partitions)
+    partitions = settings.notifier_partitions
     if await repo.active_booking(conn, plan.person_id, plan.dose) is not None:
         await repo.finish_plan(conn, plan.id, Attempt.SUPERSEDED)
         return Attempt.SUPERSEDED
@@ -105,17 +104,17 @@ async def _attempt(
         booked = await repo.booking_by_id(conn, booking_id)
         assert booked is not None
         notice = notices.booked(plan.kind, booked, plan.wa_id, plan.lang)
-        await repo.enqueue_message(conn, subject, notice)
+        await repo.enqueue_notice(conn, notice, plan.lang, partitions)
         return Attempt.BOOKED
     facility = await repo.facility(conn, plan.facility_code)
     assert facility is not None
     if today >= plan.latest:
         await repo.finish_plan(conn, plan.id, Attempt.MISSED)
         notice = notices.missed(plan.kind, plan.id, facility, plan.latest, plan.wa_id, plan.lang)
-        await repo.enqueue_message(conn, subject, notice)
+        await repo.enqueue_notice(conn, notice, plan.lang, partitions)
         return Attempt.MISSED
     if not plan.told_waiting:
-        await repo.enqueue_message(conn, subject, _waiting(plan, facility))
+        await repo.enqueue_notice(conn, _waiting(plan, facility), plan.lang, partitions)
     await repo.retry_plan_later(conn, plan.id, settings.scheduler_retry_hours)
     return Attempt.WAITING
 
@@ -203,9 +202,7 @@ async def cancel_session(
             notice = notices.session_cancelled(
                 b.id, cancelled.facility, info.day, info.starts, info.ends, b.wa_id, b.lang
             )
-            await repo.enqueue_message(
-                conn, send_subject(b.wa_id, settings.notifier_partitions), notice
-            )
+            await repo.enqueue_notice(conn, notice, b.lang, settings.notifier_partitions)
             window = domain.rebook_window(info.day, today, settings.scheduler_rebook_days)
             dose2 = await repo.dose2_window_of(conn, b.person_id) if b.dose == 2 else None
             if dose2 is not None and dose2.latest > window.latest:
@@ -240,10 +237,8 @@ async def send_reminders(pool: asyncpg.Pool, settings: Settings, now: datetime) 
         async with pool.acquire() as conn, conn.transaction():
             due = await repo.claim_reminders(conn, day, REMINDER_BATCH)
             for r in due:
-                subject = send_subject(r.wa_id, settings.notifier_partitions)
-                await repo.enqueue_message(
-                    conn, subject, notices.reminder(r.booking, r.wa_id, r.lang)
-                )
+                notice = notices.reminder(r.booking, r.wa_id, r.lang)
+                await repo.enqueue_notice(conn, notice, r.lang, settings.notifier_partitions)
         sent += len(due)
         REMINDERS.inc(len(due))
         if len(due) < REMINDER_BATCH:

@@ -19,6 +19,8 @@ from typing import Any
 import asyncpg
 
 from services.common import outbox, tracing
+from services.common.contracts.channels import outbound
+from services.common.contracts.notifier import SendMessage
 from services.common.contracts.scheduler import (
     Booking,
     Facility,
@@ -398,6 +400,7 @@ class HoldFor:
     dose: int
     replaces_booking_id: int | None
     seconds: float
+    channel: str = "whatsapp"
 
 
 async def take_hold(
@@ -713,9 +716,27 @@ async def enqueue_rescheduled(conn: asyncpg.Connection, booking_id: int) -> None
     )
 
 
-async def enqueue_message(conn: asyncpg.Connection, subject: str, message: Any) -> None:
-    """A SendMessage for the notifier, leaving with this transaction."""
-    await outbox.enqueue(conn, SCHEMA, subject, message, "NOTIFIER")
+async def enqueue_notice(
+    conn: asyncpg.Connection, message: SendMessage, lang: str, partitions: int
+) -> None:
+    """A message nobody asked for (reminder, dose 2, a cancelled session), leaving with this
+    transaction by the channel that reaches its number: the notifier, or SMS."""
+    channel = await conn.fetchval(
+        "SELECT channel FROM scheduler.reach WHERE wa_id = $1", message.to
+    )
+    subject, stream, payload = outbound(channel or "whatsapp", message, lang, partitions)
+    await outbox.enqueue(conn, SCHEMA, subject, payload, stream)
+
+
+async def set_reach(conn: asyncpg.Connection, wa_id: str, channel: str) -> None:
+    """The channel the person holding a seat wrote by: where their notices go."""
+    await conn.execute(
+        """INSERT INTO scheduler.reach (wa_id, channel) VALUES ($1, $2)
+           ON CONFLICT (wa_id) DO UPDATE SET channel = excluded.channel, updated_at = now()
+           WHERE scheduler.reach.channel <> excluded.channel""",
+        wa_id,
+        channel,
+    )
 
 
 # --- automatic bookings (dose 2, moves) ---------------------------------------------------------

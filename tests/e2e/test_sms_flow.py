@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
 
 from services.channels import render
 from services.channels import repository as repo
+from services.common.clock import WIB
+from services.scheduler import jobs
 from tests.e2e.channels import SMS_SECRET, Channels, channels_fixture  # noqa: F401 (the fixture)
 from tests.e2e.conftest import new_person
 
@@ -75,6 +77,18 @@ async def test_from_an_sms_vaksin_to_a_booking_and_its_ticket_code(
             break
         await asyncio.sleep(0.05)
     assert statuses == {"delivered"}
+
+    # The day before, the reminder goes by SMS too (the channel the seat was held by).
+    before = len(channels.jasmin.messages_to(nakes.phone))
+    scheduler = system.hosts["scheduler"]
+    assert scheduler.pool is not None and scheduler.relay is not None
+    day_before = datetime.combine(TOMORROW - timedelta(days=1), time(9, 30), tzinfo=WIB)
+    assert await jobs.send_reminders(scheduler.pool, system.settings, day_before) >= 1
+    scheduler.relay.wake()
+    await channels.jasmin.wait_for(nakes.phone, before + 1)
+    reminder = channels.jasmin.messages_to(nakes.phone)[before].content
+    assert "Puskesmas S3201001" in reminder and "besok" in reminder.lower()
+    assert not system.fake.messages_to(nakes.phone)  # still nothing on WhatsApp
 
 
 async def test_stop_opts_out_until_the_number_writes_again(

@@ -16,6 +16,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from services.common.contracts.whatsapp import Channel
+
 
 class ErrorCode(StrEnum):
     NOT_FOUND = "not_found"  # no such facility, session or hold (or not this person's)
@@ -163,6 +165,9 @@ class OfferRequest(BaseModel):
     person_id: str
     wa_id: str
     lang: str = "id"
+    channel: Channel = Field(
+        default="whatsapp", description="what the person wrote by: their notices go that way"
+    )
     facility_code: str
     dose: int = Field(default=1, ge=1, le=2)
     vaccine: str | None = None
@@ -181,6 +186,9 @@ class HoldRequest(BaseModel):
     person_id: str
     wa_id: str
     lang: str = "id"
+    channel: Channel = Field(
+        default="whatsapp", description="what the person wrote by: their notices go that way"
+    )
     session_id: int
     dose: int = Field(default=1, ge=1, le=2)
     now: dt.datetime | None = None

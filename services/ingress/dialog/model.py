@@ -220,10 +220,12 @@ def prepend(replies: Sequence[OutboundMessage], decision: Decision) -> Decision:
 
 @dataclass(frozen=True)
 class Context:
-    """What a step knows besides the conversation: who is writing, and the date in Jakarta."""
+    """What a step knows besides the conversation: who is writing, by which channel, and the
+    date in Jakarta."""
 
     today: date
     wa_id: str = ""
+    channel: str = "whatsapp"
 
 
 def text(lang: str, key: str, **params: object) -> TextMessage:

@@ -148,6 +148,7 @@ def offer(conv: Conversation, facility_code: str, request_id: str, ctx: Context)
         person_id=str(conv.data.get("person_id", "")),
         wa_id=ctx.wa_id,
         lang=conv.lang,
+        channel=ctx.channel,
         facility_code=facility_code,
         on=ctx.today,
         replaces_booking_id=conv.data.get("replaces_booking_id"),
@@ -295,6 +296,7 @@ def on_slot_choice(conv: Conversation, user: UserInput, request_id: str, ctx: Co
         person_id=str(conv.data.get("person_id", "")),
         wa_id=ctx.wa_id,
         lang=conv.lang,
+        channel=ctx.channel,
         session_id=int(row.removeprefix("slot.")),
         replaces_booking_id=conv.data.get("replaces_booking_id"),
     )
