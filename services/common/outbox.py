@@ -21,6 +21,8 @@ from faststream.nats import NatsBroker
 from pydantic import BaseModel
 
 from services.common import tracing
+from services.common.contracts.channels import outbound
+from services.common.contracts.notifier import SendMessage
 
 log = structlog.get_logger(__name__)
 
@@ -46,6 +48,20 @@ async def enqueue(
         payload,
         tracing.current_traceparent(),
     )
+
+
+async def enqueue_notice(
+    conn: asyncpg.Connection,
+    schema: str,
+    channel: str,
+    message: SendMessage,
+    lang: str,
+    partitions: int,
+) -> None:
+    """A message nobody asked for, by the channel that reaches its number: the notifier's
+    command for WhatsApp, the SMS adapter's for SMS and USSD (`contracts.channels.outbound`)."""
+    subject, stream, payload = outbound(channel, message, lang, partitions)  # type: ignore[arg-type]
+    await enqueue(conn, schema, subject, payload, stream)
 
 
 def queue_in_order(

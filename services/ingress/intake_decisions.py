@@ -9,11 +9,11 @@ import asyncpg
 import structlog
 from faststream.nats import NatsRouter
 
-from services.common import consumers, outbox
+from services.common import consumers
 from services.common.contracts.identity import IntakeDecided
 from services.common.contracts.notifier import SendMessage, TemplateFallback, TextMessage
-from services.common.contracts.streams import IDENTITY, NOTIFIER
-from services.common.contracts.subjects import IDENTITY_EVT_INTAKE_DECIDED, send_subject
+from services.common.contracts.streams import IDENTITY
+from services.common.contracts.subjects import IDENTITY_EVT_INTAKE_DECIDED
 from services.common.deps import AppSettings, Pool, Relay
 from services.ingress import repository as repo
 from services.ingress.catalog import t
@@ -64,8 +64,7 @@ async def _apply(
 ) -> None:
     await repo.load_conversation(conn, event.wa_id)  # row lock: the user may be writing right now
     await repo.save_conversation(conn, event.wa_id, conv)
-    await outbox.enqueue(conn, "ingress", send_subject(event.wa_id, partitions), message,
-                         NOTIFIER.name)  # fmt: skip
+    await repo.enqueue_notice(conn, message, event.lang, partitions)
 
 
 def add_intake_subscriber(router: NatsRouter) -> None:

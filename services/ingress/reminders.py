@@ -8,11 +8,8 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from services.common import outbox
 from services.common.clock import WIB
 from services.common.contracts.notifier import SendMessage, TemplateFallback, TextMessage
-from services.common.contracts.streams import NOTIFIER
-from services.common.contracts.subjects import send_subject
 from services.ingress import repository as repo
 from services.ingress.catalog import t
 
@@ -35,6 +32,5 @@ async def send_rescreen_reminders(
                 message=TextMessage(body=t(lang, "rescreen_reminder", date=when)),
                 template=TemplateFallback(name=TEMPLATE, lang=lang, params=[when]),
             )
-            subject = send_subject(wa_id, notifier_partitions)
-            await outbox.enqueue(conn, "ingress", subject, command, NOTIFIER.name)
+            await repo.enqueue_notice(conn, command, lang, notifier_partitions)
     return len(due)

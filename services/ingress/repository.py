@@ -8,6 +8,8 @@ from typing import Any
 
 import asyncpg
 
+from services.common import outbox
+from services.common.contracts.notifier import SendMessage
 from services.ingress.dialog import Conversation, Step
 
 Executor = asyncpg.Connection | asyncpg.Pool  # a turn's statements need no connection of their own
@@ -141,6 +143,15 @@ async def channel_of(conn: Executor, wa_id: str) -> str:
     """The channel of the number's last message (`whatsapp` for a number never seen)."""
     found = await conn.fetchval("SELECT channel FROM ingress.conversation WHERE wa_id = $1", wa_id)
     return str(found or "whatsapp")
+
+
+async def enqueue_notice(
+    conn: asyncpg.Connection, message: SendMessage, lang: str, partitions: int
+) -> None:
+    """A message nobody asked for (an operator's decision, a re-screen reminder), leaving with
+    this transaction by the channel of the user's last message."""
+    channel = await channel_of(conn, message.to)
+    await outbox.enqueue_notice(conn, "ingress", channel, message, lang, partitions)
 
 
 async def purge_processed(pool: asyncpg.Pool, older_than_days: int = 30) -> int:

@@ -19,7 +19,6 @@ from typing import Any
 import asyncpg
 
 from services.common import outbox, tracing
-from services.common.contracts.channels import outbound
 from services.common.contracts.notifier import SendMessage
 from services.common.contracts.scheduler import (
     Booking,
@@ -720,12 +719,11 @@ async def enqueue_notice(
     conn: asyncpg.Connection, message: SendMessage, lang: str, partitions: int
 ) -> None:
     """A message nobody asked for (reminder, dose 2, a cancelled session), leaving with this
-    transaction by the channel that reaches its number: the notifier, or SMS."""
+    transaction by the channel the person held their seat by (`scheduler.reach`)."""
     channel = await conn.fetchval(
         "SELECT channel FROM scheduler.reach WHERE wa_id = $1", message.to
     )
-    subject, stream, payload = outbound(channel or "whatsapp", message, lang, partitions)
-    await outbox.enqueue(conn, SCHEMA, subject, payload, stream)
+    await outbox.enqueue_notice(conn, SCHEMA, channel or "whatsapp", message, lang, partitions)
 
 
 async def set_reach(conn: asyncpg.Connection, wa_id: str, channel: str) -> None:
