@@ -76,6 +76,13 @@ def issued(
 def issued_sms(ticket_id: str, face: Face, to: str, lang: str) -> SendMessage:
     """A new ticket for a person reached by SMS (services/channels): its code, to be read
     aloud or shown at the desk, which takes codes as it takes the QR."""
+    return SendMessage(
+        command_id=f"ticketing:ticket:{ticket_id}", to=to, message=ticket_text(face, lang)
+    )
+
+
+def ticket_text(face: Face, lang: str) -> TextMessage:
+    """The ticket as a text with its code, for a channel without images (SMS, USSD)."""
     body = CATALOG.t(
         lang,
         "ticket.sms",
@@ -87,6 +94,4 @@ def issued_sms(ticket_id: str, face: Face, to: str, lang: str) -> SendMessage:
         date=CATALOG.day_text(lang, face.session_date),
         time=CATALOG.time_text(lang, face.start, face.end),
     )
-    return SendMessage(
-        command_id=f"ticketing:ticket:{ticket_id}", to=to, message=TextMessage(body=body)
-    )
+    return TextMessage(body=body)

@@ -155,6 +155,7 @@ async def usable(pool: asyncpg.Pool, person_id: str, lang: str, now: datetime) -
                 end=ticket.end_time,
                 expires_at=ticket.expires_at,
                 image=messages.ticket_image(_face(ticket), ticket.qr_png, lang),
+                text=messages.ticket_text(_face(ticket), lang),
             )
         )
     return views

@@ -10,7 +10,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from services.common.contracts.notifier import ImageMessage
+from services.common.contracts.notifier import ImageMessage, TextMessage
 
 
 class TicketsRequest(BaseModel):
@@ -30,6 +30,9 @@ class TicketView(BaseModel):
     end: dt.time
     expires_at: dt.datetime
     image: ImageMessage = Field(description="the QR code, with the ticket's details as caption")
+    text: TextMessage | None = Field(
+        default=None, description="the same as a text with its code, for SMS and USSD"
+    )
 
 
 class TicketsReply(BaseModel):

@@ -73,7 +73,7 @@ def handle(conv: Conversation, user: UserInput, *, request_id: str, ctx: Context
         return _start(conv, request_id, ctx)
     if intent == Intent.STATUS:
         if conv.step == Step.BOOKED:
-            return tickets.with_tickets(conv, scheduling.bookings(conv))
+            return tickets.with_tickets(conv, scheduling.bookings(conv), ctx.channel)
         if conv.step == Step.INTAKE_WAITING:  # the status is all its prompt would say
             return Turn(conv, [_status(conv)])
         return Turn(conv, [_status(conv), *prompt(conv)])
@@ -123,7 +123,7 @@ def _booking_command(conv: Conversation, intent: Intent, request_id: str, ctx: C
         return scheduling.cancel(conv, request_id)
     if intent == Intent.RESCHEDULE:
         return scheduling.reschedule(conv, ctx)
-    return tickets.resend(conv)
+    return tickets.resend(conv, ctx.channel)
 
 
 def _start(conv: Conversation, request_id: str, ctx: Context) -> Decision:

@@ -12,6 +12,7 @@ from services.common.contracts.notifier import (
     ButtonsMessage,
     ImageMessage,
     ListMessage,
+    TextMessage,
 )
 from services.common.contracts.scheduler import (
     AlternativesReply,
@@ -298,6 +299,20 @@ def test_tiket_sends_the_usable_tickets() -> None:
     decision = answer(decide(conv, "tiket"), TicketsRequest, TicketsReply(tickets=[ticket_view()]))
     t = turn_of(decision)
     assert t.replies == [ticket_view().image] and t.conversation == conv
+
+
+@pytest.mark.parametrize("channel", ["sms", "ussd"])
+def test_tiket_by_sms_or_ussd_sends_the_tickets_text_with_its_code(channel: str) -> None:
+    """No image on those channels: the ticket's text, whose code the desk takes like the QR."""
+    view = ticket_view().model_copy(
+        update={"text": TextMessage(body="Tiket vaksinasi\nKode tiket: 7K3MX9QP")}
+    )
+    ctx = Context(today=TODAY, wa_id=WA_ID, channel=channel)
+    decision = handle(booked(), UserInput("TIKET"), request_id="wamid.9", ctx=ctx)
+    t = turn_of(answer(decision, TicketsRequest, TicketsReply(tickets=[view])))
+    assert t.replies == [view.text]
+    on_whatsapp = answer(decide(booked(), "TIKET"), TicketsRequest, TicketsReply(tickets=[view]))
+    assert turn_of(on_whatsapp).replies == [view.image]  # WhatsApp keeps the QR image
 
 
 @pytest.mark.parametrize("reply", [TicketsReply(), TicketsReply(error="unavailable: later")])
