@@ -36,11 +36,13 @@ ENGLISH = _listed(
     ever disease recovered
     """
 )
-_WORD = re.compile(r"[^\W\d_]+")
+_TOKEN = re.compile(r"\w+")
 
 
 def words(text: str) -> set[str]:
-    return {w.lower() for w in _WORD.findall(text)}
+    """The words of `text`; a token with digits (a code: `T09BE89`, `F3201001`) is no word of
+    either language, so its letters never count as one ("BE")."""
+    return {t.lower() for t in _TOKEN.findall(text) if t.isalpha()}
 
 
 def language_words(text: str) -> tuple[set[str], set[str]]:

@@ -102,6 +102,8 @@ def test_a_reply_mixing_the_languages_is_caught(reply: str) -> None:
         "Thank you, your data is verified.\n\nName: S*** R********\nNIK: 320101**********\n"
         "Profession: Nurse\nHealth facility: RSUD Cengkareng",
         "Verifikasi untuk nomor ini *masih dikunci* sampai 15-01-2026 07:00 WIB.",
+        # a random test facility code whose letters spell an English word ("be")
+        "Kami akan terus mencari jadwal kosong di Puskesmas T09BE89 setiap hari.",
     ],
 )
 def test_places_names_and_codes_belong_to_neither_language(reply: str) -> None:
