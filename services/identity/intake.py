@@ -14,7 +14,6 @@ from datetime import UTC, date, datetime
 
 import asyncpg
 import structlog
-from pydantic import BaseModel
 
 from services.common import outbox
 from services.common.clock import jakarta_today
@@ -28,6 +27,7 @@ from services.common.contracts.identity import (
     IntakeSubmitResult,
     IntakeSubmitted,
 )
+from services.common.contracts.operations import IntakeAction, IntakeItem
 from services.common.contracts.streams import IDENTITY
 from services.common.contracts.subjects import (
     IDENTITY_EVT_INTAKE_DECIDED,
@@ -55,40 +55,8 @@ class IntakeError(Exception):
 # --- what operators see ------------------------------------------------------------------------
 
 
-class ActionView(BaseModel):
-    action: str
-    operator: str
-    channel: str
-    reason: str | None
-    at: datetime
-
-
-class OperatorIntake(BaseModel):
-    """A request as operators see it (CLI and HTTP): the NIK and number masked; the full name
-    only in the single-request view, which is audited."""
-
-    id: int
-    status: str
-    masked_nik: str
-    masked_name: str
-    name: str | None = None
-    birth_date: date
-    sex: str
-    regency_code: str
-    province: str | None
-    unknown_region: bool
-    profession: str
-    profession_label: str
-    facility_code: str
-    masked_phone: str
-    lang: str
-    submitted_at: datetime
-    age_hours: float
-    reason: str | None
-    decided_by: str | None
-    decided_at: datetime | None
-    person_id: str | None
-    actions: list[ActionView] | None = None
+# The views are the operator contracts (services/common/contracts/operations.py), so the CLI, the
+# HTTP API and the console's RPC show the same thing.
 
 
 def view(
@@ -97,10 +65,10 @@ def view(
     now: datetime | None = None,
     full: bool = False,
     actions: list[repository.OperatorAction] | None = None,
-) -> OperatorIntake:
+) -> IntakeItem:
     now = now or datetime.now(UTC)
     r = stored.record
-    return OperatorIntake(
+    return IntakeItem(
         id=stored.id,
         status=stored.status,
         masked_nik=r.masked_nik,
@@ -122,7 +90,7 @@ def view(
         decided_by=stored.decided_by,
         decided_at=stored.decided_at,
         person_id=stored.person_id,
-        actions=None if actions is None else [ActionView(**vars(a)) for a in actions],
+        actions=None if actions is None else [IntakeAction(**vars(a)) for a in actions],
     )
 
 
@@ -274,7 +242,7 @@ async def list_queue(
     limit: int = 100,
     profession: str | None = None,
     search: str | None = None,
-) -> list[OperatorIntake]:
+) -> list[IntakeItem]:
     async with pool.acquire() as conn:
         rows = await repository.list_intakes(
             conn,
@@ -290,7 +258,7 @@ async def list_queue(
     return [view(r, now=now) for r in rows]
 
 
-async def show(pool: asyncpg.Pool, intake_id: int, *, by: str, channel: str) -> OperatorIntake:
+async def show(pool: asyncpg.Pool, intake_id: int, *, by: str, channel: str) -> IntakeItem:
     """One request with the full name and its history; the viewing itself is recorded."""
     by = clean_operator(by)
     async with pool.acquire() as conn, conn.transaction():
@@ -336,7 +304,7 @@ def _decided(stored: StoredIntake, decided: StoredIntake, *, approved: bool) -> 
     )
 
 
-async def approve(pool: asyncpg.Pool, intake_id: int, *, by: str, channel: str) -> OperatorIntake:
+async def approve(pool: asyncpg.Pool, intake_id: int, *, by: str, channel: str) -> IntakeItem:
     """Add the person to the registry bound to the number that asked, close the request, record
     who did it and queue `intake_decided`: all or nothing."""
     by = clean_operator(by)
@@ -373,7 +341,7 @@ async def approve(pool: asyncpg.Pool, intake_id: int, *, by: str, channel: str) 
 
 async def reject(
     pool: asyncpg.Pool, intake_id: int, *, reason: str | None, by: str, channel: str
-) -> OperatorIntake:
+) -> IntakeItem:
     by = clean_operator(by)
     try:
         why = domain.clean_reason(reason)

@@ -15,6 +15,7 @@ from typing import TextIO
 
 import asyncpg
 
+from services.common.contracts.operations import IntakeItem
 from services.common.db import create_pool
 from services.common.settings import Settings
 from services.identity import intake
@@ -47,7 +48,7 @@ async def _with_pool(
         await pool.close()
 
 
-def _row(i: intake.OperatorIntake) -> tuple[str, ...]:
+def _row(i: IntakeItem) -> tuple[str, ...]:
     return (
         str(i.id),
         f"{i.age_hours:.1f}h",
@@ -105,7 +106,7 @@ async def list_intake(
     return await _with_pool(settings, err, work)
 
 
-def _details(i: intake.OperatorIntake) -> str:
+def _details(i: IntakeItem) -> str:
     sex = {"F": "female", "M": "male"}.get(i.sex, i.sex)
     region = f"{i.regency_code} ({i.province or 'province code not in the table'})"
     lines = [

@@ -25,7 +25,6 @@ from services.common.contracts.operations import (
     IntakeDecision,
     IntakeDetailReply,
     IntakeDetailRequest,
-    IntakeItem,
     IntakeListReply,
     IntakeListRequest,
     OperatorError,
@@ -45,10 +44,6 @@ log = structlog.get_logger(__name__, pii_context="identity")
 CHANNEL = "console"
 UNAVAILABLE = f"{OperatorError.UNAVAILABLE}: identity is temporarily unavailable, try again"
 FIGURE_DAYS = 30
-
-
-def _item(found: intake.OperatorIntake) -> IntakeItem:
-    return IntakeItem.model_validate(found.model_dump())
 
 
 def _invalid(detail: str) -> str:
@@ -86,7 +81,7 @@ async def intake_list(body: IntakeListRequest, pool: Pool) -> IntakeListReply:
     except Exception:
         log.exception("intake list failed")
         return IntakeListReply(error=UNAVAILABLE)
-    return IntakeListReply(items=[_item(i) for i in found])
+    return IntakeListReply(items=found)
 
 
 async def _matches(pool: asyncpg.Pool, intake_id: int) -> list[RegistryMatch]:
@@ -120,7 +115,7 @@ async def intake_detail(body: IntakeDetailRequest, pool: Pool) -> IntakeDetailRe
     except Exception:
         log.exception("intake detail failed", intake_id=body.intake_id)
         return IntakeDetailReply(error=UNAVAILABLE)
-    return IntakeDetailReply(item=_item(found), matches=matches)
+    return IntakeDetailReply(item=found, matches=matches)
 
 
 async def intake_decide(body: IntakeDecideRequest, pool: Pool, relay: Relay) -> IntakeDecideReply:
@@ -138,7 +133,7 @@ async def intake_decide(body: IntakeDecideRequest, pool: Pool, relay: Relay) -> 
         log.exception("intake decision failed", intake_id=body.intake_id)
         return IntakeDecideReply(error=UNAVAILABLE)
     relay.wake()
-    return IntakeDecideReply(item=_item(done))
+    return IntakeDecideReply(item=done)
 
 
 METRICS = ("registered", "verified", "intake_submitted", "intake_approved", "intake_rejected")
