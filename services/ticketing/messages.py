@@ -39,10 +39,11 @@ class Face:
     end: time
 
 
-def ticket_image(face: Face, png: bytes, lang: str) -> ImageMessage:
-    caption = CATALOG.t(
+def _face_text(key: str, face: Face, lang: str) -> str:
+    """A catalog text about one ticket, its placeholders filled from the ticket's face."""
+    return CATALOG.t(
         lang,
-        "ticket.caption",
+        key,
         dose=face.dose,
         code=face.code,
         name=face.masked_name,
@@ -51,6 +52,10 @@ def ticket_image(face: Face, png: bytes, lang: str) -> ImageMessage:
         date=CATALOG.day_text(lang, face.session_date),
         time=CATALOG.time_text(lang, face.start, face.end),
     )
+
+
+def ticket_image(face: Face, png: bytes, lang: str) -> ImageMessage:
+    caption = _face_text("ticket.caption", face, lang)
     return ImageMessage(png_base64=base64.b64encode(png).decode("ascii"), caption=caption)
 
 
@@ -83,15 +88,4 @@ def issued_sms(ticket_id: str, face: Face, to: str, lang: str) -> SendMessage:
 
 def ticket_text(face: Face, lang: str) -> TextMessage:
     """The ticket as a text with its code, for a channel without images (SMS, USSD)."""
-    body = CATALOG.t(
-        lang,
-        "ticket.sms",
-        dose=face.dose,
-        code=face.code,
-        name=face.masked_name,
-        facility=face.facility_name,
-        address=face.facility_address,
-        date=CATALOG.day_text(lang, face.session_date),
-        time=CATALOG.time_text(lang, face.start, face.end),
-    )
-    return TextMessage(body=body)
+    return TextMessage(body=_face_text("ticket.sms", face, lang))
