@@ -57,3 +57,12 @@ def minute_rows(
         at = end - timedelta(minutes=i)
         rows.append([at.strftime("%H:%M"), *counted.get(at, [0] * width)])
     return rows
+
+
+def pivot(rows: list[asyncpg.Record], key: str, metrics: tuple[str, ...]) -> list[list[str | int]]:
+    """Counter rows (`key`, `metric`, `n`) as one table row per `key`: `[key, n of each metric]`,
+    zero where a metric was not counted."""
+    table: dict[str, dict[str, int]] = {}
+    for r in rows:
+        table.setdefault(str(r[key]), {})[r["metric"]] = int(r["n"])
+    return [[k, *(v.get(m, 0) for m in metrics)] for k, v in table.items()]

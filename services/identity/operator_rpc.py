@@ -37,6 +37,7 @@ from services.common.contracts.subjects import (
     IDENTITY_RPC_INTAKE_LIST,
 )
 from services.common.deps import Pool, Relay
+from services.common.stats import pivot
 from services.identity import domain, intake, repository
 
 log = structlog.get_logger(__name__, pii_context="identity")
@@ -139,13 +140,6 @@ async def intake_decide(body: IntakeDecideRequest, pool: Pool, relay: Relay) -> 
 METRICS = ("registered", "verified", "intake_submitted", "intake_approved", "intake_rejected")
 
 
-def _pivot(rows: list[asyncpg.Record], key: str) -> list[list[str | int]]:
-    table: dict[str, dict[str, int]] = {}
-    for r in rows:
-        table.setdefault(str(r[key]), {})[r["metric"]] = int(r["n"])
-    return [[k, *(v.get(m, 0) for m in METRICS)] for k, v in table.items()]
-
-
 async def tables(pool: asyncpg.Pool) -> dict[str, StatsTable]:
     """The console's breakdowns, from the maintained counters (identity.figure)."""
     _, by_day, by_regency = await repository.figures(
@@ -155,12 +149,12 @@ async def tables(pool: asyncpg.Pool) -> dict[str, StatsTable]:
         "identity_by_day": StatsTable(
             title="Registry and intake by day",
             columns=["day", *METRICS],
-            rows=_pivot(by_day, "day"),
+            rows=pivot(by_day, "day", METRICS),
         ),
         "identity_by_regency": StatsTable(
             title="Registry and intake by NIK region (province and regency code)",
             columns=["regency", *METRICS],
-            rows=_pivot(by_regency, "regency"),
+            rows=pivot(by_regency, "regency", METRICS),
         ),
     }
 

@@ -32,6 +32,7 @@ from services.common.contracts.subjects import (
     TICKETING_RPC_DESKS,
 )
 from services.common.deps import Broker, Pool
+from services.common.stats import pivot
 from services.ticketing import desks, domain
 from services.ticketing import repository as repo
 
@@ -119,22 +120,16 @@ async def tables(pool: asyncpg.Pool) -> dict[str, StatsTable]:
     )
     metrics = ("checked_in", "dose_given")
 
-    def pivot(rows: list[asyncpg.Record], key: str) -> list[list[str | int]]:
-        table: dict[str, dict[str, int]] = {}
-        for r in rows:
-            table.setdefault(str(r[key]), {})[r["metric"]] = int(r["n"])
-        return [[k, *(v.get(m, 0) for m in metrics)] for k, v in table.items()]
-
     return {
         "checkins_by_day": StatsTable(
             title="Check-ins and doses given by day",
             columns=["day", *metrics],
-            rows=pivot(by_day, "day"),
+            rows=pivot(by_day, "day", metrics),
         ),
         "checkins_by_facility": StatsTable(
             title="Check-ins and doses given by facility",
             columns=["facility", *metrics],
-            rows=pivot(by_facility, "facility"),
+            rows=pivot(by_facility, "facility", metrics),
         ),
     }
 
