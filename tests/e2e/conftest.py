@@ -8,11 +8,13 @@ import contextlib
 import itertools
 import json
 import random
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -105,9 +107,16 @@ class System:
     hosts: dict[str, ServiceHost] = field(default_factory=dict)
     today: date | None = None
 
+    _posts: itertools.count = field(default_factory=itertools.count)
+
     @property
     def webhook(self) -> str:
         return f"http://127.0.0.1:{self.settings.ingress_port}/webhook"
+
+    def replicas(self, name: str) -> list[ServiceHost]:
+        """The running instances of one service (`start_whole_system(replicas=...)`), first
+        one first."""
+        return [host for key, host in self.hosts.items() if service_of(key) == name]
 
     async def post(self, body: bytes, signature: str | None = "sign") -> aiohttp.ClientResponse:
         headers = {"Content-Type": "application/json"}
@@ -115,7 +124,10 @@ class System:
             signature = sign(body, self.settings.whatsapp_app_secret)
         if signature is not None:
             headers["X-Hub-Signature-256"] = signature
-        async with self.http.post(self.webhook, data=body, headers=headers) as resp:
+        # Each webhook to the next edge in turn, as a load balancer does (with one edge, to it).
+        edges = [host.port for host in self.replicas("ingress")] or [self.settings.ingress_port]
+        webhook = f"http://127.0.0.1:{edges[next(self._posts) % len(edges)]}/webhook"
+        async with self.http.post(webhook, data=body, headers=headers) as resp:
             await resp.read()
             return resp
 
@@ -175,16 +187,30 @@ class System:
         finally:
             await self._start_anew(name)
 
+    async def stop_replicas(self, name: str) -> None:
+        """Every instance of a service down at once (a Deployment scaled to zero)."""
+        await asyncio.gather(*(host.stop() for host in self.replicas(name)))
+
+    async def start_replicas(self, name: str, **updates: Any) -> None:
+        """New instances in place of a service's stopped ones, started side by side (a
+        Deployment scaled up again), with their settings changed by `updates`."""
+        keys = [key for key in self.hosts if service_of(key) == name]
+        for key in keys:
+            settings = self.hosts[key].settings.model_copy(update=updates)
+            self.hosts[key] = BUILDERS[name](settings)
+        await asyncio.gather(*(self.hosts[key].start() for key in keys))
+
     async def _start_anew(self, name: str) -> None:
-        self.hosts[name] = BUILDERS[name](self.hosts[name].settings)
-        if name == "dialog" and self.today is not None:
+        self.hosts[name] = BUILDERS[service_of(name)](self.hosts[name].settings)
+        if service_of(name) == "dialog" and self.today is not None:
             self.set_today(self.today)
         await self.hosts[name].start()
 
     def set_today(self, today: date) -> None:
         """Replay the conversation on another date (e.g. January 2021, for that rule set)."""
         self.today = today
-        self.hosts["dialog"].broker.context.set_global("clock", lambda: today)
+        for dialog in self.replicas("dialog"):
+            dialog.broker.context.set_global("clock", lambda: today)
 
     async def register(self, *people: Person, tmp: Path) -> None:
         path = tmp / f"registry-{next(_counter)}.csv"
@@ -217,6 +243,16 @@ class System:
         assert await import_sessions_file(self.settings, path) == 0
 
 
+def replica_key(name: str, replica: int) -> str:
+    """The key of a service's instance in `System.hosts`: `dialog`, `dialog-2`, ..."""
+    return name if replica == 1 else f"{name}-{replica}"
+
+
+def service_of(key: str) -> str:
+    """The service of a key of `System.hosts` (`dialog-2` -> `dialog`)."""
+    return re.sub(r"-\d+$", "", key)
+
+
 def body_of(reply: dict) -> str:
     """The visible text of a recorded send, whatever its kind."""
     body = reply["body"]
@@ -240,20 +276,32 @@ def assert_no_reply_mixes_languages(fake: FakeGraph) -> None:
 
 
 async def start_whole_system(
-    base: Settings, **builders: Callable[[Settings], ServiceHost]
+    base: Settings, replicas: int = 1, **builders: Callable[[Settings], ServiceHost]
 ) -> System:
     """Every service in this process (`BUILDERS`, some replaced by `builders`) in front of a fake
     Graph API that posts signed status webhooks to the ingress, as Meta does: for tests that run
-    on a loop of their own (the browser tests). Stop it with `stop_whole_system`."""
+    on a loop of their own (the browser tests) or share one system (a module). With `replicas`,
+    each service runs that many times side by side, as the pods of a Deployment do: hosts
+    `<name>`, `<name>-2`, ... (`replica_key`), each with its own broker, pool, engine and HTTP
+    port (the edges: their own webhook ports, `System.post` takes them in turn). Stop it with
+    `stop_whole_system`."""
     ingress_port = free_port()
     fake = FakeGraph(
         webhook_url=f"http://127.0.0.1:{ingress_port}/webhook", app_secret=base.whatsapp_app_secret
     )
     api = await fake.start()
     settings = base.model_copy(update={"whatsapp_api_base": api, "ingress_port": ingress_port})
+
+    def instance(replica: int) -> Settings:
+        update: dict[str, Any] = {"health_port": free_port()}
+        if replica > 1:
+            update["ingress_port"] = free_port()
+        return settings.model_copy(update=update)
+
     hosts = {
-        name: build(settings.model_copy(update={"health_port": free_port()}))
+        replica_key(name, replica): build(instance(replica))
         for name, build in {**BUILDERS, **builders}.items()
+        for replica in range(1, replicas + 1)
     }
     system = System(settings, fake, aiohttp.ClientSession(), hosts)
     for host in hosts.values():
