@@ -7,6 +7,11 @@ dies, and records the local system's URLs in DATA_DIR/runtime.json so that the o
 again at once with its data on the same port; the services reconnect to it by themselves.
 runtime.json also names every process it runs (`processes`: name -> pid), kept current, so that a
 fault-injection harness knows whom to kill. Ctrl-C / SIGTERM stops everything cleanly.
+
+Outgrowing one machine, in small: VAKSIN_NATS_NODES=3 runs NATS as a three-node JetStream cluster
+(nodes `nats-1` ... `nats-3`, streams in NATS_STREAM_REPLICAS copies, by default one per node up
+to three), and VAKSIN_REPLICAS=2 runs two processes of every service (`dialog`, `dialog-2`, ...),
+as a Kubernetes Deployment with two replicas would.
 """
 
 from __future__ import annotations
@@ -19,14 +24,19 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import uvloop
 
 from services.common import tracing
-from services.common.embedded import EmbeddedNats, EmbeddedPostgres, free_port
+from services.common.embedded import (
+    EmbeddedNats,
+    EmbeddedNatsCluster,
+    EmbeddedPostgres,
+    free_port,
+    http_ok,
+)
 from services.common.logging import configure_logging
 from services.common.migrate import migrate
 from services.common.settings import RUNTIME_FILE, Settings, load_settings
@@ -36,6 +46,16 @@ from services.registry import SERVICES, builder
 DESK_PORT = 8087  # ticketing's default HEALTH_PORT
 CONSOLE_PORT = 8088  # the console's default HEALTH_PORT
 CHANNEL_PORTS = {"ussd": 8090, "sms": 8091}  # the adapters' defaults (services/channels)
+# The first process of these services keeps a fixed port where it is free, and its address goes
+# into runtime.json: a browser keeps an enrolled desk (and its offline queue) per origin,
+# `vaksin chat --channel` finds the channels there, the console's address is printed once.
+# service -> (port, runtime.json key, path)
+FIXED_PORTS = {
+    "ticketing": (DESK_PORT, "desk_url", "/desk/"),
+    "ussd": (CHANNEL_PORTS["ussd"], "ussd_url", ""),
+    "sms": (CHANNEL_PORTS["sms"], "sms_url", ""),
+    "console": (CONSOLE_PORT, "console_url", "/console/"),
+}
 LOCAL_FAKE_TOKEN = "local-fake-graph"  # noqa: S105 (not a secret: the fake accepts any token)
 
 
@@ -123,23 +143,35 @@ def port_free(port: int) -> bool:
         return True
 
 
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as resp:  # noqa: S310 (loopback)
-            return resp.status == 200
-    except OSError:
-        return False
+def _start_nats(system: LocalSystem, env: dict[str, str], log) -> None:
+    settings = system.settings
+    nodes: list[EmbeddedNats] = []
+    if settings.nats_url:
+        env["NATS_URL"] = settings.nats_url
+    elif settings.vaksin_nats_nodes > 1:
+        cluster = EmbeddedNatsCluster(system.data_dir, settings.vaksin_nats_nodes)
+        env["NATS_URL"] = cluster.start()
+        nodes = cluster.nodes
+        log.info("embedded nats cluster started", nodes=len(nodes), urls=env["NATS_URL"])
+    else:
+        nats = EmbeddedNats(system.data_dir)
+        env["NATS_URL"] = nats.start()
+        nodes = [nats]
+        log.info("embedded nats-server started", url=env["NATS_URL"])
+    system.servers += [Server(node) for node in nodes]
+    # Each node by name, as in `processes` (where its current pid is): whom to kill, where its
+    # data is, and its monitoring port (`/jsz`, `/healthz`).
+    system.runtime["nats_nodes"] = [
+        {"name": n.name, "url": n.url, "monitor_url": n.monitor_url, "data_dir": str(n.dir)}
+        for n in nodes
+    ]
+    env["NATS_STREAM_REPLICAS"] = str(settings.stream_replicas)
+    system.runtime["stream_replicas"] = settings.stream_replicas
 
 
 def _start_infrastructure(system: LocalSystem, env: dict[str, str], log) -> None:
     settings = system.settings
-    if settings.nats_url:
-        env["NATS_URL"] = settings.nats_url
-    else:
-        nats = EmbeddedNats(system.data_dir)
-        env["NATS_URL"] = nats.start()
-        system.servers.append(Server(nats))
-        log.info("embedded nats-server started", url=env["NATS_URL"])
+    _start_nats(system, env, log)
     if settings.database_url:
         env["DATABASE_URL"] = settings.database_url
     else:
@@ -148,6 +180,11 @@ def _start_infrastructure(system: LocalSystem, env: dict[str, str], log) -> None
         system.servers.append(Server(pg))
         log.info("embedded postgres started", url=env["DATABASE_URL"])
     system.runtime.update(nats_url=env["NATS_URL"], database_url=env["DATABASE_URL"])
+
+
+def process_name(service: str, replica: int) -> str:
+    """`dialog` for the first process of a service, `dialog-2` for its second, ..."""
+    return service if replica == 1 else f"{service}-{replica}"
 
 
 def _plan_children(system: LocalSystem, env: dict[str, str]) -> None:
@@ -172,31 +209,39 @@ def _plan_children(system: LocalSystem, env: dict[str, str]) -> None:
         system.runtime["fake_graph_url"] = f"http://127.0.0.1:{port}"
         system.runtime["simulator_url"] = f"http://127.0.0.1:{port}/simulator/"
     system.runtime["whatsapp_api_base"] = env.get("WHATSAPP_API_BASE", settings.whatsapp_api_base)
+    replicas = settings.vaksin_replicas
+    system.runtime["replicas"] = replicas
     ready_urls: list[str] = []
+    edges: list[str] = []
     for name in SERVICES:
-        child_env = dict(env)
-        if name == "ingress":
-            child_env["INGRESS_PORT"] = str(settings.ingress_port)
-            child_env["READYZ_DEPENDS"] = ",".join(ready_urls)
-        else:
-            port = free_port()
-            if name == "ticketing":
-                # The desk app's address: a fixed port where free, because a browser keeps an
-                # enrolled desk (and its offline queue) per origin.
-                port = DESK_PORT if port_free(DESK_PORT) else port
-                system.runtime["desk_url"] = f"http://127.0.0.1:{port}/desk/"
-            if name in CHANNEL_PORTS:  # fixed where free: `vaksin chat --channel` finds them
-                port = CHANNEL_PORTS[name] if port_free(CHANNEL_PORTS[name]) else port
-                system.runtime[f"{name}_url"] = f"http://127.0.0.1:{port}"
-            if name == "console":
-                port = CONSOLE_PORT if port_free(CONSOLE_PORT) else port
-                system.runtime["console_url"] = f"http://127.0.0.1:{port}/console/"
-            child_env["HEALTH_PORT"] = str(port)
-            ready_urls.append(f"http://127.0.0.1:{port}/readyz")
-        system.children.append(
-            Child(name, [python, "-m", "services.cli", "service", name], child_env)
-        )
-    system.runtime["ingress_url"] = f"http://127.0.0.1:{settings.ingress_port}"
+        for replica in range(1, replicas + 1):
+            first = replica == 1
+            child_env = dict(env)
+            if name == "ingress":
+                # Meta (and the fake Graph API) post to INGRESS_PORT: the first edge's. Another
+                # edge takes webhooks on its own port, as a second Pod behind the Service would.
+                port = settings.ingress_port if first else free_port()
+                child_env["INGRESS_PORT"] = str(port)
+                child_env["READYZ_DEPENDS"] = ",".join(ready_urls)
+                edges.append(f"http://127.0.0.1:{port}")
+            elif first and name in FIXED_PORTS:
+                fixed, key, path = FIXED_PORTS[name]
+                port = fixed if port_free(fixed) else free_port()
+                system.runtime[key] = f"http://127.0.0.1:{port}{path}"
+            else:
+                port = free_port()
+            if name != "ingress":
+                child_env["HEALTH_PORT"] = str(port)
+                ready_urls.append(f"http://127.0.0.1:{port}/readyz")
+            system.children.append(
+                Child(
+                    process_name(name, replica),
+                    [python, "-m", "services.cli", "service", name],
+                    child_env,
+                )
+            )
+    system.runtime["ingress_url"] = edges[0]
+    system.runtime["ingress_urls"] = edges
 
 
 def run_up(settings: Settings, *, trace: bool = False) -> int:
@@ -321,7 +366,7 @@ def _supervise(system: LocalSystem, stopping, log) -> None:
                 changed = True
         if changed:
             system.write_runtime()
-        if not announced and _ready(readyz):
+        if not announced and http_ok(readyz):
             announced = True
             log.info(
                 "system ready",

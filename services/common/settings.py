@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -56,9 +57,16 @@ def _local_templates() -> dict[str, WhatsAppTemplate]:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
 
+    # One URL, or the nodes of a cluster separated by commas (`nats_servers`).
     nats_url: str | None = None
     database_url: str | None = None
     data_dir: Path = Path(".data")
+    # Copies JetStream keeps of every stream (3 on a production cluster); unset: 1, or as many as
+    # `vaksin up`'s cluster has nodes, up to 3 (`stream_replicas`).
+    nats_stream_replicas: int | None = Field(default=None, ge=1, le=5)
+    # `vaksin up` only: nats-servers to run as one cluster, and processes to run of each service.
+    vaksin_nats_nodes: int = Field(default=1, ge=1, le=5)
+    vaksin_replicas: int = Field(default=1, ge=1, le=8)
 
     whatsapp_api_base: str = "https://graph.facebook.com/v25.0"
     whatsapp_phone_number_id: str = "100000000000001"
@@ -122,7 +130,16 @@ class Settings(BaseSettings):
     console_idle_minutes: float = Field(default=30, gt=0, le=24 * 60)
     console_behind_proxy: bool = False
 
-    def runtime(self) -> dict[str, str]:
+    @property
+    def nats_servers(self) -> list[str]:
+        """NATS_URL as the clients take it: a list of servers, to any of which they reconnect."""
+        return nats_servers(self.nats_url)
+
+    @property
+    def stream_replicas(self) -> int:
+        return self.nats_stream_replicas or min(3, self.vaksin_nats_nodes)
+
+    def runtime(self) -> dict[str, Any]:
         path = self.data_dir / RUNTIME_FILE
         if path.exists():
             return json.loads(path.read_text())
@@ -150,6 +167,13 @@ class Settings(BaseSettings):
                 f"or set NATS_URL and DATABASE_URL. Looked in {self.data_dir / RUNTIME_FILE}."
             )
         return self
+
+
+def nats_servers(url: str | None) -> list[str]:
+    """`nats://a:4222,nats://b:4222` as a list (nats-py takes one URL or a list, not both in one
+    string); nothing given: the local default."""
+    servers = [part.strip() for part in (url or "").split(",") if part.strip()]
+    return servers or ["nats://127.0.0.1:4222"]
 
 
 def load_local_secrets(data_dir: Path) -> dict[str, str]:

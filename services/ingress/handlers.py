@@ -85,6 +85,7 @@ from services.common.contracts.subjects import (
 from services.common.contracts.ticketing import TicketsReply, TicketsRequest
 from services.common.contracts.whatsapp import InboundMessage
 from services.common.deps import AppSettings, Broker, Context, Message, Pool
+from services.common.jetstream import publish_durably
 from services.common.outbox import payloads
 from services.common.settings import Settings
 from services.common.stats import add_stats_responder
@@ -175,7 +176,8 @@ async def _send(broker: NatsBroker, replies: repo.Replies) -> None:
     """Publish a stored turn's replies, in order, each once: JetStream drops a command id it saw
     in its duplicate window, the notifier one it has."""
     for command in replies.commands:
-        await broker.publish(
+        await publish_durably(
+            broker.publish,
             command,
             replies.subject,
             stream=stream_of(replies.subject),

@@ -37,6 +37,7 @@ from services.common.contracts.subjects import (
     WA_INBOUND_STATUS,
     inbound_message_subject,
 )
+from services.common.jetstream import publish_durably
 from services.common.settings import Settings
 from services.ingress.metrics import (
     INBOUND_PUBLISHED,
@@ -152,7 +153,8 @@ async def _store(
     publishes: dict[str, Awaitable[object]] = {}
     for i, m in enumerate(notification.messages):
         publishes[f"message#{i}"] = _traced(
-            broker.publish(
+            publish_durably(
+                broker.publish,
                 m,
                 inbound_message_subject(m.wa_id, settings.dialog_partitions),
                 stream=WA_INBOUND.name,
@@ -163,7 +165,8 @@ async def _store(
         )
     for i, s in enumerate(notification.statuses):
         publishes[f"status#{i}"] = _traced(
-            broker.publish(
+            publish_durably(
+                broker.publish,
                 s,
                 WA_INBOUND_STATUS,
                 stream=WA_INBOUND.name,
@@ -199,7 +202,8 @@ async def _keep_dead_letter(
     broker: NatsBroker, raw: bytes, failures: list[tuple[str, Exception]]
 ) -> None:
     dead = DeadMessage.of("webhook", raw, _describe(failures), datetime.now(UTC))
-    await broker.publish(
+    await publish_durably(
+        broker.publish,
         dead,
         DEADLETTER_WEBHOOK,
         stream=DEAD_LETTERS.name,

@@ -94,8 +94,9 @@ from services.common.contracts.notifier import (
     SendMessage,
 )
 from services.common.contracts.streams import DEAD_LETTERS as DEAD_LETTER_STREAM
-from services.common.contracts.streams import NOTIFIER, NOTIFIER_DLQ
+from services.common.contracts.streams import NOTIFIER, NOTIFIER_DLQ, replicate
 from services.common.contracts.subjects import NOTIFIER_CMD_SEND, NOTIFIER_DLQ_SEND
+from services.common.jetstream import declare_stream, publish_durably
 from services.common.outbox import OutboxRelay
 from services.common.settings import Settings
 from services.notifier import repository as repo
@@ -342,7 +343,7 @@ class SendEngine:
 
     async def start(self) -> None:
         self._nc = await nats.connect(
-            self.settings.nats_url or "nats://127.0.0.1:4222",
+            self.settings.nats_servers,
             name="vaksin-notifier-engine",
             max_reconnect_attempts=-1,
             reconnect_time_wait=1,  # as services/common/service.py make_broker
@@ -410,15 +411,11 @@ class SendEngine:
     async def _declare(self) -> None:
         """Streams and partition consumers, created or updated to their definitions (services
         start in any order; FastStream declares the same streams from the same objects)."""
+        replicate(self.settings.stream_replicas)
         streams = {s.name: s for s in (NOTIFIER, NOTIFIER_DLQ, DEAD_LETTER_STREAM)}
         streams.update({stream.name: stream for stream, _, _ in self._batch_consumers})
         for stream in streams.values():
-            try:
-                await self._js.add_stream(config=stream.config, subjects=list(stream.subjects))
-            except nats.js.errors.BadRequestError as exc:
-                log.warning(
-                    "stream exists with another configuration", stream=stream.name, error=str(exc)
-                )
+            await declare_stream(self._js, stream)
         for partition in range(self.settings.notifier_partitions):
             await self._js.add_consumer(NOTIFIER.name, config=send_consumer_config(partition))
         for stream, config, _ in self._batch_consumers:
@@ -479,7 +476,8 @@ class SendEngine:
                     consumers.REDELIVERIES.labels(config.durable_name).inc()
                     continue
                 subject, dead, headers = consumers.dead_letter(message, exc, "failed")
-                await self._js.publish(
+                await publish_durably(
+                    self._js.publish,
                     subject,
                     dead.model_dump_json().encode(),
                     stream=DEAD_LETTER_STREAM.name,
@@ -599,7 +597,8 @@ class SendEngine:
             failed_at=_now(),
         )
         try:
-            await self._js.publish(
+            await publish_durably(
+                self._js.publish,
                 NOTIFIER_DLQ_SEND,
                 dead.model_dump_json().encode(),
                 stream=NOTIFIER_DLQ.name,

@@ -60,9 +60,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 async def scheduler_facility(settings: Settings, code: str) -> Facility | None:
     """The facility as the scheduler knows it (None: no such code)."""
     try:
-        nc = await nats.connect(
-            settings.nats_url or "", connect_timeout=3, max_reconnect_attempts=0
-        )
+        nc = await nats.connect(settings.nats_servers, connect_timeout=3, max_reconnect_attempts=0)
     except (OSError, NatsError) as e:
         raise LookupFailed(f"cannot reach NATS to check the facility: {e}") from None
     try:

@@ -1,21 +1,28 @@
 """`vaksin up` as a developer runs it: a real process tree with embedded servers, found by the
-other commands through DATA_DIR, restarting a dead service, stopping cleanly on SIGTERM."""
+other commands through DATA_DIR, restarting a dead service, stopping cleanly on SIGTERM; and the
+same with a three-node NATS cluster and two processes of every service."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
+import nats
 import pytest
+from nats.js.api import StreamInfo
 
+from services.common.contracts.streams import WA_INBOUND
 from services.common.embedded import free_port
+from services.common.settings import nats_servers
 from services.ingress.webhook import sign
 from services.registry import SERVICES
-from tests.integration.local_up import VAKSIN, children, cmdline, get, wait_for
+from tests.integration.local_up import VAKSIN, LocalUp, children, cmdline, get, wait_for
 
 pytestmark = pytest.mark.servers
 
@@ -132,3 +139,71 @@ def test_up_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
     finally:
         up.send_signal(signal.SIGTERM)
         assert up.wait(timeout=60) == 0
+
+
+def test_up_runs_a_nats_cluster_and_two_processes_of_every_service(tmp_path: Path) -> None:
+    """VAKSIN_NATS_NODES=3 and VAKSIN_REPLICAS=2: three clustered nats-servers, streams in three
+    copies, two processes of every service, each named in runtime.json; the system answers
+    through either edge, and goes on answering when the node leading WA_INBOUND is killed (the
+    supervisor starts it again with its data on the same ports)."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL")}
+    env |= {"DATA_DIR": str(tmp_path), "INGRESS_PORT": str(port), "LOG_JSON": "true"}
+    env |= {"VAKSIN_NATS_NODES": "3", "VAKSIN_REPLICAS": "2"}
+    env.pop("NATS_STREAM_REPLICAS", None)
+    log = (tmp_path / "up.log").open("wb")
+    proc = subprocess.Popen([*VAKSIN, "up"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    up = LocalUp(tmp_path, port, env, proc, log)
+    try:
+        wait_for(lambda: get(f"{up.ingress}/readyz")[0] == 200, 120, "readyz 200")
+        runtime = up.runtime()
+        nodes = {node["name"]: node for node in runtime["nats_nodes"]}
+        assert list(nodes) == ["nats-1", "nats-2", "nats-3"]
+        assert runtime["nats_url"] == ",".join(node["url"] for node in nodes.values())
+        assert (runtime["replicas"], runtime["stream_replicas"]) == (2, 3)
+        processes = runtime["processes"]
+        replicas = {f"{name}-2" for name in SERVICES}
+        assert set(processes) == {*nodes, "postgres", "fake-graph", *SERVICES, *replicas}
+        assert sorted(processes.values()) == sorted(children(proc.pid))
+        edges = runtime["ingress_urls"]
+        assert edges[0] == up.ingress and len(edges) == 2
+        assert get(f"{edges[1]}/readyz")[0] == 200
+
+        stream = asyncio.run(_stream_info(runtime["nats_url"], WA_INBOUND.name))
+        assert stream.config.num_replicas == 3
+        assert stream.cluster is not None and len(stream.cluster.replicas or []) == 2
+
+        # A user through the first edge, another through the second: both answered.
+        up.send("6281200000011", "VAKSIN")
+        replace(up, port=int(edges[1].rsplit(":", 1)[1])).send("6281200000012", "VAKSIN")
+        for phone in ("6281200000011", "6281200000012"):
+            wait_for(lambda phone=phone: len(up.replies(phone)) == 1, 30, f"a reply to {phone}")
+
+        # The node leading WA_INBOUND dies: another leads, the supervisor restarts it.
+        leader = stream.cluster.leader
+        assert leader in nodes
+        os.kill(processes[leader], signal.SIGKILL)
+        up.send("6281200000013", "VAKSIN")
+        wait_for(lambda: len(up.replies("6281200000013")) == 1, 30, "a reply after the kill")
+        wait_for(
+            lambda: up.runtime()["processes"][leader] not in (None, processes[leader]),
+            20,
+            f"{leader} restarted",
+        )
+        assert up.runtime()["nats_nodes"] == runtime["nats_nodes"], "same ports, same data"
+        restarted = asyncio.run(_stream_info(runtime["nats_url"], WA_INBOUND.name))
+        assert restarted.state.messages >= 3
+    finally:
+        assert up.stop() == 0
+    assert not (tmp_path / "runtime.json").exists()
+    assert children(proc.pid) == []
+    leftovers = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
+    assert leftovers.stdout.strip() == "", "servers left running after stop"
+
+
+async def _stream_info(nats_url: str, stream: str) -> StreamInfo:
+    nc = await nats.connect(nats_servers(nats_url), max_reconnect_attempts=2)
+    try:
+        return await nc.jetstream().stream_info(stream)
+    finally:
+        await nc.close()

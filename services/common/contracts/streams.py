@@ -2,7 +2,11 @@
 declares it from this one definition (create or update to the same config), so services can start
 in any order and no two definitions ever fight over a stream's configuration.
 
-A stream never covers an `*.rpc.*` subject: it would answer the request with its publish ack."""
+A stream never covers an `*.rpc.*` subject: it would answer the request with its publish ack.
+
+How many copies of each stream a cluster keeps is a deployment's choice (NATS_STREAM_REPLICAS),
+applied to every definition here by `replicate()` when a broker or the notifier's engine is made;
+their consumers follow the stream's replica count (JetStream's default, which we never override)."""
 
 from __future__ import annotations
 
@@ -33,3 +37,15 @@ DEAD_LETTERS = _stream("DEAD_LETTERS", "deadletter.>")
 # SMS and USSD: replies and notices for users of those channels, and the gateway's delivery
 # reports (services/channels; see contracts/channels.py).
 CHANNELS = _stream("CHANNELS", "channels.cmd.>", "channels.evt.>", days=7)
+
+STREAMS = (
+    WA_INBOUND, NOTIFIER, NOTIFIER_DLQ, SCREENING, SCHEDULER, TICKETING, IDENTITY, DEAD_LETTERS,
+    CHANNELS,
+)  # fmt: skip
+
+
+def replicate(replicas: int) -> None:
+    """Every stream kept in `replicas` copies: what each declaration creates it with, or updates
+    an existing one to (an R1 stream is scaled up in place on a cluster)."""
+    for stream in STREAMS:
+        stream.config.num_replicas = replicas

@@ -18,10 +18,12 @@ from prometheus_client import REGISTRY
 from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError
 
+from services.common import jetstream
 from services.common.contracts.deadletters import DeadMessage
 from services.common.contracts.streams import DEAD_LETTERS, WA_INBOUND
 from services.common.contracts.subjects import DEADLETTER_WEBHOOK
 from services.common.contracts.whatsapp import InboundMessage
+from services.common.jetstream import RetryPolicy
 from services.common.settings import Settings
 from services.ingress import http
 from services.ingress.webhook import Notification, parse_notification, sign
@@ -52,6 +54,13 @@ class FakeBroker:
 
     def on(self, stream: str) -> list[bytes]:
         return [data for s, _, _, data in self.stored if s == stream]
+
+
+@pytest.fixture(autouse=True)
+def quick_publish_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An outage is tried again for seconds before it is a 503 (services/common/jetstream.py):
+    here for a fraction of one."""
+    monkeypatch.setattr(jetstream, "PUBLISH_RETRY", RetryPolicy(within=0.05, first_pause=0.01))
 
 
 @pytest.fixture

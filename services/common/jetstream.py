@@ -1,0 +1,116 @@
+"""What every service needs of JetStream beyond FastStream: publishes that ride out a stream's leader
+moving to another node, and declaring a stream to its definition from raw nats-py (the notifier's
+engine), as FastStream's broker does.
+
+A stream with replicas has a leader, which alone takes its publishes. When it steps down (a rolling
+upgrade of the cluster) another replica leads within a fraction of a second; when its node dies the
+followers wait out an election timeout (4 to 9 s of silence in nats-server) before electing one.
+Meanwhile a publish gets "no responders" (nobody listens on the stream's subjects) or times out (it
+went to the dying node). `publish_durably` tries such a publish again, with the same message and so
+the same `Nats-Msg-Id`: if the first one was stored after all and only its ack was lost, the
+stream's duplicate window drops the repeat. Other failures (a bad message, the connection closed
+for good) are not retried here: they would fail the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import ParamSpec, TypeVar
+
+import nats.errors
+import nats.js.errors
+from faststream.nats import JStream
+from nats.js import JetStreamContext
+from prometheus_client import Counter
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# What a stream without a leader (or a request lost with a dying node) looks like to a publisher.
+LEADERLESS = (
+    TimeoutError,  # nats.errors.TimeoutError too: no publish ack in time
+    nats.errors.NoRespondersError,
+    nats.js.errors.NoStreamResponseError,  # what nats-py's js.publish makes of no responders
+    nats.js.errors.ServiceUnavailableError,  # JetStream's own 503 while its groups re-form
+)
+
+PUBLISH_RETRIES = Counter(
+    "vaksin_publish_retries_total",
+    "JetStream publishes tried again after a leaderless failure, and those given up",
+    ["outcome"],  # retried | gave_up
+)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long a publish is tried again after its first failure, and how often: pauses double
+    from `first_pause` up to `max_pause`, and attempts stop `within` seconds after that first
+    failure. The default outlasts nats-server's longest election timeout (9 s)."""
+
+    within: float = 10.0
+    first_pause: float = 0.05
+    max_pause: float = 0.5
+
+    def pause(self, retry: int, failing_for: float) -> float | None:
+        """Seconds to wait before retry number `retry` (1 = the first), the publish having
+        failed for `failing_for` seconds; None: give up."""
+        left = self.within - failing_for
+        if left <= 0:
+            return None
+        return min(self.first_pause * 2 ** (retry - 1), self.max_pause, left)
+
+
+PUBLISH_RETRY = RetryPolicy()  # read at each retry, so a test may shorten it
+
+
+async def publish_durably(
+    publish: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs
+) -> T:
+    """`publish(*args, **kwargs)` (FastStream's `broker.publish` or nats-py's `js.publish`, with
+    `headers={"Nats-Msg-Id": ...}`), tried again while the stream has no leader (see the module).
+    A publish without a Nats-Msg-Id is never repeated: its repeat could be stored twice."""
+    try:
+        return await publish(*args, **kwargs)
+    except LEADERLESS as exc:
+        return await _again(exc, publish, *args, **kwargs)
+
+
+async def _again(
+    error: BaseException, publish: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs
+) -> T:
+    headers = kwargs.get("headers")
+    if not (isinstance(headers, dict) and headers.get("Nats-Msg-Id")):
+        raise error
+    loop = asyncio.get_running_loop()
+    failed_at = loop.time()
+    retry = 1
+    while (pause := PUBLISH_RETRY.pause(retry, loop.time() - failed_at)) is not None:
+        await asyncio.sleep(pause)
+        PUBLISH_RETRIES.labels("retried").inc()
+        try:
+            return await publish(*args, **kwargs)
+        except LEADERLESS as exc:
+            error = exc
+        retry += 1
+    PUBLISH_RETRIES.labels("gave_up").inc()
+    raise error
+
+
+# JetStream's answer to creating a stream that exists with another configuration.
+STREAM_NAME_IN_USE = 10058
+
+
+async def declare_stream(js: JetStreamContext, stream: JStream) -> None:
+    """Create the stream, or update it to its definition: its replica count too, so an R1 stream
+    is scaled up in place. Subjects it has beyond ours are kept, as FastStream's broker keeps
+    them (each service declares the same stream; neither takes the other's subjects away)."""
+    try:
+        await js.add_stream(config=stream.config, subjects=list(stream.subjects))
+    except nats.js.errors.BadRequestError as exc:
+        if exc.err_code != STREAM_NAME_IN_USE:
+            raise
+        current = await js.stream_info(stream.name)
+        subjects = list(dict.fromkeys([*stream.subjects, *(current.config.subjects or ())]))
+        await js.update_stream(config=stream.config, subjects=subjects)
