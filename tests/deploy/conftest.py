@@ -131,6 +131,19 @@ def config(objects: tuple[Obj, ...]) -> dict[str, str]:
     return cm["data"]
 
 
+def container_env(objects: tuple[Obj, ...], container: Obj) -> dict[str, str]:
+    """The plain values a container's process finds in its environment: every ConfigMap of its
+    `envFrom`, then its own `env` values on top (as the kubelet does; references to Secrets are
+    left out)."""
+    config_maps = of_kind(objects, "ConfigMap")
+    found: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source:
+            found.update(config_maps[source["configMapRef"]["name"]]["data"])
+    found.update({e["name"]: e["value"] for e in container.get("env", []) if "value" in e})
+    return found
+
+
 def service_port_variable(service: str) -> str:
     """The setting that holds a service's HTTP port (the ingress serves the webhook on it)."""
     return "INGRESS_PORT" if service == "ingress" else "HEALTH_PORT"

@@ -1,29 +1,38 @@
 """The production overlay and its dependencies: KEDA scales every service that consumes JetStream
 durables, on exactly those durables (taken from the code); CloudNativePG provides the database
-URL; NATS's Helm values give JetStream on 3 servers with file storage; the image is pinned."""
+URL, commits synchronously to a standby and has a connection for every pool; NATS's Helm values
+give JetStream on 3 servers with file storage, and every service keeps its streams on all 3; the
+image is pinned."""
 
 from __future__ import annotations
 
+import inspect
 import re
 from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
+from services.common.db import create_pool
 from services.common.settings import Settings
+from services.notifier.app import ENGINE_POOL_SIZE
 from services.registry import SERVICES
 from tests.deploy.conftest import (
     DEPLOY,
     IMAGE,
     NAMESPACES,
+    OVERLAYS,
     Obj,
     app_container,
     compose,
     config,
+    container_env,
     deployment_name,
     durable_consumers,
+    is_ours,
     of_kind,
     render,
+    service_host,
 )
 
 HELM = DEPLOY / "helm"
@@ -117,6 +126,77 @@ def test_nats_values_run_jetstream_on_three_servers_with_file_storage() -> None:
     assert values["jetstream"]["fileStore"]["pvc"]["enabled"] is True
     assert values["jetstream"]["memoryStore"]["enabled"] is False
     assert nats_values()["podDisruptionBudget"]["enabled"] is True
+
+
+def nats_servers(overlay: str) -> int:
+    """How many nats-servers the overlay's services talk to: production's Helm release, or the
+    dev overlay's own StatefulSet."""
+    if overlay == "prod":
+        return int(nats_values()["config"]["cluster"]["replicas"])
+    return int(of_kind(render(overlay), "StatefulSet")["nats"]["spec"]["replicas"])
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_service_keeps_its_streams_on_as_many_servers_as_there_are(overlay: str) -> None:
+    objects = render(overlay)
+    deployments = [d for d in of_kind(objects, "Deployment").values() if is_ours(d)]
+    assert {d["metadata"]["name"] for d in deployments} >= {deployment_name(s) for s in SERVICES}
+    for deployment in deployments:
+        value = container_env(objects, app_container(deployment)).get("NATS_STREAM_REPLICAS")
+        assert value is not None, deployment["metadata"]["name"]
+        replicas = Settings(nats_stream_replicas=value).nats_stream_replicas  # as the code reads it
+        # A stream cannot have more replicas than servers; fewer would leave a server idle.
+        assert replicas == nats_servers(overlay), deployment["metadata"]["name"]
+
+
+def test_production_streams_are_r3_on_three_nats_servers_with_jetstream_on_disk() -> None:
+    assert nats_servers("prod") == 3
+    assert config(prod())["NATS_STREAM_REPLICAS"] == "3"
+    jetstream = nats_values()["config"]["jetstream"]
+    assert jetstream["enabled"] is True and jetstream["fileStore"]["pvc"]["enabled"] is True
+
+
+def test_postgres_commits_wait_for_a_standby_and_survive_the_loss_of_a_node() -> None:
+    (cluster,) = of_kind(prod(), "Cluster").values()
+    spec = cluster["spec"]
+    synchronous = spec["postgresql"]["synchronous"]
+    # Quorum: any of the standbys may confirm (the nearest does); never degraded to
+    # asynchronous on its own (`preferred` would acknowledge commits no standby has).
+    assert synchronous["method"] == "any"
+    assert synchronous.get("dataDurability", "required") == "required"
+    standbys = spec["instances"] - 1
+    # At least one standby confirms every commit, and one instance down (a node drained or
+    # lost) still leaves enough standbys for writes to go on.
+    assert spec["instances"] >= 3
+    assert 1 <= synchronous["number"] <= standbys - 1
+    assert spec["affinity"]["podAntiAffinityType"] == "required"
+
+
+def pool_sizes(service: str) -> int:
+    """Connections one replica of the service may hold: its host's pool (create_pool's default
+    size), and the notifier's send engine's own."""
+    if not service_host(service, Settings()).uses_postgres:
+        return 0
+    size = int(inspect.signature(create_pool).parameters["max_size"].default)
+    return size + (ENGINE_POOL_SIZE if service == "notifier" else 0)
+
+
+def test_postgres_has_a_connection_for_every_pool_at_the_scaling_maxima() -> None:
+    deployments = of_kind(prod(), "Deployment")
+    needed = 0
+    for service in SERVICES:
+        name = deployment_name(service)
+        scaled = scaled_objects().get(name)
+        replicas = (
+            scaled["spec"]["maxReplicaCount"] if scaled else deployments[name]["spec"]["replicas"]
+        )
+        surge = deployments[name]["spec"]["strategy"]["rollingUpdate"]["maxSurge"]
+        needed += (replicas + surge) * pool_sizes(service)
+    (cluster,) = of_kind(prod(), "Cluster").values()
+    maximum = int(cluster["spec"]["postgresql"]["parameters"]["max_connections"])
+    # Postgres keeps 3 for superusers (the operator's instance manager); the migration Job and an
+    # operator's psql need a few more.
+    assert needed + 3 + 10 <= maximum, f"{needed} pool connections at most"
 
 
 def test_postgres_is_a_cloudnative_pg_cluster_whose_secret_the_services_read() -> None:
