@@ -128,8 +128,17 @@ class OutboxRelay:
             self._wakeup.clear()
 
     async def relay_once(self) -> int:
-        """Publish one batch; return how many rows went out."""
+        """Publish one batch; return how many rows went out. One relay of a schema at a time
+        (every replica runs one): two taking the first and the next batch of a backlog at once
+        would publish them interleaved, and rows written together (a ticket, then its video)
+        must reach consumers in id order. A relay that finds another at work leaves the backlog
+        to it, which goes on while rows are left."""
         async with self._pool.acquire() as conn, conn.transaction():
+            if not await conn.fetchval(
+                "SELECT pg_try_advisory_xact_lock(hashtextextended('outbox:' || $1, 0))",
+                self._schema,
+            ):
+                return 0
             rows = await conn.fetch(
                 f"SELECT id, subject, stream, payload, trace_context, created_at "
                 f"FROM {self._schema}.outbox "

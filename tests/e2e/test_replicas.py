@@ -6,7 +6,7 @@ NATS and Postgres. One such system is shared by the module's tests.
 - Per-user order and exactly once (the dialog's partitions, the notifier's head-of-queue lease):
   users fire their five messages without waiting, through both edges, a Meta retry included.
 - A ticket per booking, one check-in per ticket, whichever replica is asked.
-- Each outbox row published by one relay, once; and in id order (xfail: see that test).
+- Each outbox row published by one relay, once, and in id order.
 - The day-before reminder queued and sent once though both schedulers run the job.
 - A purge run by both replicas at once: each row purged, and counted, once.
 - `WHATSAPP_MPS` shared by both notifiers: together they stay within it.
@@ -239,12 +239,6 @@ async def test_a_ticket_scanned_at_both_replicas_at_once_is_redeemed_once(
     assert Counter(answers) == {(200, "redeemed"): 1, (409, "already_used"): 19}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="two relays of one outbox publish a backlog out of id order: relay A locks the "
-    "first 100 rows (ORDER BY id LIMIT 100 FOR UPDATE SKIP LOCKED), relay B takes the next "
-    "ones and publishes them meanwhile",
-)
 async def test_a_backlog_of_one_outbox_leaves_in_id_order_with_two_relays(
     cluster: System, db: asyncpg.Pool
 ) -> None:
