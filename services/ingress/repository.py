@@ -171,8 +171,12 @@ async def claim_due_rescreen_reminders(
     rows = await conn.fetch(
         """WITH due AS (
                SELECT wa_id, lang, (data ->> 'rescreen_on')::date AS rescreen_on
-               FROM ingress.conversation
+               FROM ingress.conversation c
                WHERE step = 'postponed' AND data ->> 'rescreen_on' <= $1
+                 AND NOT EXISTS (
+                     SELECT 1 FROM ingress.rescreen_reminder r
+                     WHERE r.wa_id = c.wa_id
+                       AND r.rescreen_on = (c.data ->> 'rescreen_on')::date)
                ORDER BY data ->> 'rescreen_on' LIMIT $2),
            claimed AS (
                INSERT INTO ingress.rescreen_reminder (wa_id, rescreen_on)

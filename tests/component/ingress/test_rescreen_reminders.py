@@ -63,3 +63,18 @@ async def test_a_user_no_longer_postponed_is_not_reminded(pool: asyncpg.Pool) ->
         await repo.save_conversation(conn, wa_id, Conversation(Step.ELIGIBLE))
     await send_rescreen_reminders(pool, 4, datetime(1999, 12, 31, 9, 0, tzinfo=WIB))
     assert await reminders_to(pool, wa_id) == []
+
+
+async def test_users_reminded_already_never_crowd_out_the_ones_due_after_them(
+    pool: asyncpg.Pool,
+) -> None:
+    """A batch takes the oldest dates first: the reminded who never came back (still postponed)
+    must not fill every batch, or nobody due later would ever be reminded."""
+    oldest = [await postponed(pool, date(1999, 11, 1)) for _ in range(3)]
+    async with pool.acquire() as conn, conn.transaction():
+        claimed = await repo.claim_due_rescreen_reminders(conn, DUE_ON, limit=3)
+    assert {wa_id for wa_id, _, _ in claimed} == set(oldest)
+    newer = await postponed(pool, DUE_ON)
+    async with pool.acquire() as conn, conn.transaction():
+        claimed = await repo.claim_due_rescreen_reminders(conn, DUE_ON, limit=3)
+    assert newer in {wa_id for wa_id, _, _ in claimed}
