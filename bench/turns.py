@@ -20,7 +20,7 @@ Modes:
             first reply to that number at the fake.
   later     closed loop per user: registered health workers walk VAKSIN -> nakes.yes -> NIK
             suffix -> scr.none -> slot.ok, each message sent as soon as the previous
-            turn's replies (1 or 2) have arrived; a user who is done starts over as a new one.
+            turn's reply has arrived; a user who is done starts over as a new one.
             Latency from the POST to the turn's last reply.
   journeys  N registered users start within one second and walk VAKSIN to the ticket (QR image
             and video); journeys/s, journey p50/p99, messages in and out per journey.
@@ -743,8 +743,8 @@ class TurnSpec:
 JOURNEY = (
     TurnSpec("VAKSIN", "VAKSIN", None, 1, "nakes.yes"),
     TurnSpec("nakes.yes", "Ya", "nakes.yes", 1, None),
-    TurnSpec("suffix", "", None, 2, "scr.none"),  # verified + the screening summary
-    TurnSpec("scr.none", "Tidak ada", "scr.none", 2, "slot.ok"),  # outcome + place and time, held
+    TurnSpec("suffix", "", None, 1, "scr.none"),  # verified, and the screening summary
+    TurnSpec("scr.none", "Tidak ada", "scr.none", 1, "slot.ok"),  # outcome, place and time, held
     TurnSpec("slot.ok", "Ya", "slot.ok", 1, "*terkonfirmasi*"),  # booked; the ticket follows
 )
 

@@ -148,7 +148,7 @@ async def _decide(
     decision = dialog.handle(conv, user, request_id=message.wamid, ctx=ctx)
     for _ in range(MAX_ASKS_PER_TURN):
         if isinstance(decision, dialog.Turn):
-            return decision
+            return dialog.Turn(decision.conversation, dialog.coalesce(decision.replies))
         decision = decision.then(await _ask(broker, decision.request))
     raise RuntimeError("dialog asked too many questions in one turn")
 

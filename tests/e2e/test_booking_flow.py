@@ -47,9 +47,9 @@ async def offered(system: System, tmp_path: Path, facility: str) -> tuple[Person
     await system.register(nakes, tmp=tmp_path)
     await system.turn(nakes.phone, "VAKSIN")  # 1
     await system.turn(nakes.phone, reply_id="nakes.yes")  # 2
-    await turn_replies(system, nakes.phone, nakes.suffix, count=2)  # 3: verified + conditions
-    outcome, offer = await turn_replies(system, nakes.phone, "", "scr.none", count=2)  # 4
-    assert "*dapat* melanjutkan" in body_of(outcome)
+    await system.turn(nakes.phone, nakes.suffix)  # 3: verified, and the conditions (one message)
+    offer = await system.turn(nakes.phone, "", "scr.none")  # 4: eligible, and the offer
+    assert "*dapat* melanjutkan" in body_of(offer)
     assert f"Puskesmas {facility}" in body_of(offer)
     return nakes, offer
 
@@ -72,7 +72,7 @@ async def test_five_turns_from_keyword_to_confirmed_booking(system: System, tmp_
     confirmed = await system.turn(nakes.phone, "", "slot.ok")  # 5
     assert "*terkonfirmasi*" in body_of(confirmed)
     said = [m for m in system.fake.messages_to(nakes.phone) if m["body"]["type"] != "video"]
-    assert len([m for m in said if m["body"]["type"] != "image"]) == 7  # 5 turns, 7 replies
+    assert len([m for m in said if m["body"]["type"] != "image"]) == 5  # 5 turns, 5 replies
     assert nakes.nik not in body_of(confirmed)
     ticket = await system.ticket_sent(nakes.phone)  # then the QR ticket and the video
     assert TOMORROW.strftime("%d-%m-%Y") not in body_of(ticket)  # the caption writes it out
@@ -114,9 +114,9 @@ async def test_a_full_facility_offers_others_in_the_regency(system: System, tmp_
     await system.register(nakes, tmp=tmp_path)
     await system.turn(nakes.phone, "VAKSIN")
     await system.turn(nakes.phone, reply_id="nakes.yes")
-    await turn_replies(system, nakes.phone, nakes.suffix, count=2)
-    outcome, said, listing = await turn_replies(system, nakes.phone, "", "scr.none", count=3)
-    assert "*dapat* melanjutkan" in body_of(outcome) and "penuh" in body_of(said)
+    await system.turn(nakes.phone, nakes.suffix)
+    listing = await system.turn(nakes.phone, "", "scr.none")  # eligible, full, the others: one
+    assert "*dapat* melanjutkan" in body_of(listing) and "penuh" in body_of(listing)
     assert f"loc.{other}" in rows(listing)
     offer = await system.turn(nakes.phone, "", f"loc.{other}")
     assert f"Puskesmas {other}" in body_of(offer)

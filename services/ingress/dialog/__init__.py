@@ -23,6 +23,7 @@ from services.ingress.dialog.model import (
     Step,
     Turn,
     UserInput,
+    coalesce,
     prepend,
     text,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "Turn",
     "UserInput",
     "busy",
+    "coalesce",
     "handle",
 ]
 
