@@ -101,15 +101,19 @@ async def db(cluster: System) -> AsyncIterator[asyncpg.Pool]:
     await pool.close()
 
 
-# --- a journey: five messages fired at once, nine sends expected in this order ------------------
+# --- a journey: five messages fired at once, seven sends expected in this order ------------------
 
 EXPECTED: list[tuple[str, Callable[[dict], bool]]] = [
     ("are you a health worker?", lambda m: "tenaga kesehatan" in body_of(m).lower()),
     ("the suffix, please", lambda m: "6 digit terakhir NIK" in body_of(m)),
-    ("verified", lambda m: "terverifikasi" in body_of(m)),
-    ("the conditions", lambda m: "scr.none" in json.dumps(m["body"])),
-    ("eligible", lambda m: "*dapat* melanjutkan" in body_of(m)),
-    ("the offer", lambda m: "slot.ok" in json.dumps(m["body"])),
+    (
+        "verified, the conditions",
+        lambda m: "terverifikasi" in body_of(m) and "scr.none" in json.dumps(m["body"]),
+    ),
+    (
+        "eligible, the offer",
+        lambda m: "*dapat* melanjutkan" in body_of(m) and "slot.ok" in json.dumps(m["body"]),
+    ),
     ("confirmed", lambda m: "*terkonfirmasi*" in body_of(m)),
     ("the ticket", lambda m: m["body"]["type"] == "image"),
     ("the video", lambda m: m["body"]["type"] == "video"),
