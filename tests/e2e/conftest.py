@@ -30,6 +30,7 @@ from services.ingress.app import build_dialog_host as build_dialog
 from services.ingress.app import build_host as build_ingress
 from services.ingress.webhook import sign
 from services.notifier.app import build_host as build_notifier
+from services.runner import process_name
 from services.scheduler.app import build_host as build_scheduler
 from services.scheduler.cli import import_facilities_file, import_sessions_file
 from services.screening.app import build_host as build_screening
@@ -243,11 +244,6 @@ class System:
         assert await import_sessions_file(self.settings, path) == 0
 
 
-def replica_key(name: str, replica: int) -> str:
-    """The key of a service's instance in `System.hosts`: `dialog`, `dialog-2`, ..."""
-    return name if replica == 1 else f"{name}-{replica}"
-
-
 def service_of(key: str) -> str:
     """The service of a key of `System.hosts` (`dialog-2` -> `dialog`)."""
     return re.sub(r"-\d+$", "", key)
@@ -282,9 +278,9 @@ async def start_whole_system(
     Graph API that posts signed status webhooks to the ingress, as Meta does: for tests that run
     on a loop of their own (the browser tests) or share one system (a module). With `replicas`,
     each service runs that many times side by side, as the pods of a Deployment do: hosts
-    `<name>`, `<name>-2`, ... (`replica_key`), each with its own broker, pool, engine and HTTP
-    port (the edges: their own webhook ports, `System.post` takes them in turn). Stop it with
-    `stop_whole_system`."""
+    `<name>`, `<name>-2`, ... (as `vaksin up` names its processes), each with its own broker,
+    pool, engine and HTTP port (the edges: their own webhook ports, `System.post` takes them in
+    turn). Stop it with `stop_whole_system`."""
     ingress_port = free_port()
     fake = FakeGraph(
         webhook_url=f"http://127.0.0.1:{ingress_port}/webhook", app_secret=base.whatsapp_app_secret
@@ -299,7 +295,7 @@ async def start_whole_system(
         return settings.model_copy(update=update)
 
     hosts = {
-        replica_key(name, replica): build(instance(replica))
+        process_name(name, replica): build(instance(replica))
         for name, build in {**BUILDERS, **builders}.items()
         for replica in range(1, replicas + 1)
     }
