@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/chaos.py --journeys 12 --fault-seconds 30
     .venv/bin/python bench/chaos.py --journeys 1000 --fault-seconds 45 --kill-every 3
+    .venv/bin/python bench/chaos.py --node-loss --journeys 200 --fault-seconds 45
 
 Self-contained. It starts the whole system as `vaksin up` does for an operator (a subprocess, a
 fresh temporary DATA_DIR, embedded NATS and PostgreSQL, WHATSAPP_MPS=1000), with Meta's side
@@ -24,6 +25,15 @@ facilities and enough seats with `vaksin registry|facilities|sessions import`, t
   nats-server and postgres (unless `--no-infra`), then a rolling restart (unless `--no-rolling`):
   SIGTERM to each service in turn, waiting until the supervisor has it back and ready. Pids come
   from `DATA_DIR/runtime.json` (`processes`) or else from /proc and the servers' pid files.
+  `--nats-nodes 3` runs NATS as a three-node cluster (every stream R3) and `--replicas 2` two
+  processes of every service (VAKSIN_NATS_NODES, VAKSIN_REPLICAS); the kills then pick among all
+  processes, a random node stands for `nats`, and the webhooks go to the ingress processes in turn.
+- or, with `--node-loss` (issue 19; 3 nodes and 2 replicas unless told otherwise), this plan
+  instead: at 20-35 % of the window the nats node that leads WA_INBOUND (asked of the JetStream
+  API, $JS.API.STREAM.INFO) is SIGKILLed and kept down for `--node-down-seconds` (SIGKILLed again
+  each time the supervisor brings it back sooner), then let back; and one process of each service,
+  picked at random, is SIGKILLed, in a random order spread over the window. It notes who leads the
+  stream next, how long it had no leader, and when the node is a current replica again.
 - waits up to `--settle` seconds after the last fault for the journeys to finish (the deadline).
   For journeys unfinished by then it waits up to `--drain` more seconds, while JetStream still has
   work pending, to tell a late answer from a lost message. Then it reports: journeys completed,
@@ -49,6 +59,7 @@ import asyncio
 import contextlib
 import csv
 import io
+import itertools
 import json
 import math
 import os
@@ -76,12 +87,13 @@ import uvloop
 
 from services.common.clock import jakarta_today
 from services.common.contracts.subjects import partition_of
-from services.common.embedded import free_port
-from services.common.settings import Settings
+from services.common.embedded import EmbeddedNats, EmbeddedNatsCluster, free_port
+from services.common.settings import Settings, nats_servers
 from services.devtools.fake_graph import FakeGraph
 from services.ingress.catalog import t
 from services.ingress.webhook import sign
 from services.registry import SERVICES
+from services.runner import process_name
 
 SERVICE_NAMES = tuple(SERVICES)  # identity ... ingress, in the order `vaksin up` starts them
 ASK_SUFFIX = t("id", "ask_suffix")
@@ -91,6 +103,7 @@ TICKET_PREFIX, VIDEO_PREFIX = "ticketing:ticket:", "ticketing:video:"
 ACCESS_TOKEN = "chaos-" + secrets.token_hex(8)
 STATUS_REPOST_SECONDS = 60.0  # how long the fake re-posts a status webhook not answered 200
 NAMES = ("Siti Rahmawati", "Dewi Lestari", "Budi Santoso", "Agus Setiawan", "Rina Wulandari")
+LEADER_OF = "WA_INBOUND"  # --node-loss kills the node leading this stream (the webhooks' way in)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -135,12 +148,47 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="seconds to wait for late answers after the "
         "deadline, to tell them from lost ones (default 120)",
     )
+    parser.add_argument(
+        "--nats-nodes",
+        type=int,
+        default=None,
+        help="nats-servers of `vaksin up`'s cluster, streams in up to 3 copies (VAKSIN_NATS_NODES; "
+        "default 1, 3 with --node-loss)",
+    )
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=None,
+        help="processes of every service (VAKSIN_REPLICAS; default 1, 2 with --node-loss)",
+    )
+    parser.add_argument(
+        "--node-loss",
+        action="store_true",
+        help=f"the fault plan instead: SIGKILL the nats node leading {LEADER_OF}, keep it down, "
+        "and SIGKILL one process of each service",
+    )
+    parser.add_argument(
+        "--node-down-seconds",
+        type=float,
+        default=10,
+        help="--node-loss: seconds the node stays down (SIGKILLed again each time the supervisor "
+        "brings it back; 0: the supervisor's immediate restart stands; default 10)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary DATA_DIR")
     opts = parser.parse_args(argv)
     if not 1 <= opts.journeys <= 9999:
         parser.error("--journeys: 1 to 9999")
     if opts.seed is None:
         opts.seed = random.randrange(1_000_000)
+    if opts.nats_nodes is None:
+        opts.nats_nodes = 3 if opts.node_loss else 1
+    if opts.replicas is None:
+        opts.replicas = 2 if opts.node_loss else 1
+    if opts.node_loss:
+        if opts.nats_nodes < 3:
+            parser.error("--node-loss: at least 3 nats nodes (a majority must outlive one)")
+        # The node loss and one kill per service are the whole plan.
+        opts.kill_every, opts.no_infra, opts.no_rolling = 0, True, True
     if opts.ramp is None:
         opts.ramp = opts.fault_seconds + (0 if opts.no_rolling else 30)
     return opts
@@ -256,6 +304,16 @@ class Up:
         self.seen.update(found.values())
         return found
 
+    def service_processes(self) -> list[str]:
+        """Every service process by name, in the order `vaksin up` starts them (`identity`,
+        `identity-2` with VAKSIN_REPLICAS=2, `screening`, ...)."""
+        replicas = int(self.runtime().get("replicas") or 1)
+        return [process_name(s, r) for s in SERVICE_NAMES for r in range(1, replicas + 1)]
+
+    def nats_nodes(self) -> list[str]:
+        """The nats-servers by name: `nats`, or a cluster's `nats-1` ... `nats-N`."""
+        return [node["name"] for node in self.runtime().get("nats_nodes") or []] or ["nats"]
+
     def exited(self) -> int | None:
         return None if self.proc is None else self.proc.poll()
 
@@ -293,6 +351,32 @@ class Up:
         if leftovers:
             say(f"killed {len(leftovers)} process(es) left behind")
         self.proc = None
+
+
+class SupervisedNode(EmbeddedNats):
+    """A node of `vaksin up`'s nats cluster seen from outside: its URLs from runtime.json
+    (`nats_nodes`), running while the pid there (`processes`) is alive."""
+
+    def __init__(self, up: Up, entry: dict[str, Any]) -> None:
+        super().__init__(Path(entry["data_dir"]).parent, entry["name"])
+        self.up = up
+        self.url, self.monitor_url = entry["url"], entry["monitor_url"]
+
+    @property
+    def pid(self) -> int | None:
+        return self.up.pids().get(self.name)
+
+    def running(self) -> bool:
+        return alive(self.pid)
+
+
+def cluster_of(up: Up) -> EmbeddedNatsCluster:
+    """`vaksin up`'s nats cluster, asked through EmbeddedNatsCluster's JetStream API calls
+    (`stream_leader`, `stream_info`) with the supervised nodes."""
+    entries = up.runtime().get("nats_nodes") or []
+    cluster = EmbeddedNatsCluster(up.data_dir, nodes=len(entries))
+    cluster.nodes = [SupervisedNode(up, entry) for entry in entries]
+    return cluster
 
 
 # --- Meta's side ---------------------------------------------------------------------------------
@@ -520,17 +604,34 @@ class Fault:
 
 
 @dataclass
+class NodeLoss:
+    """--node-loss: what happened to the nats node leading LEADER_OF (monotonic moments)."""
+
+    node: str = ""  # the leader when it was killed
+    killed_at: float | None = None
+    kills: int = 0  # the first, and one each time the supervisor brought it back too soon
+    back_at: float | None = None  # up again for good, answering /healthz
+    new_leader: str | None = None
+    led_at: float | None = None  # when the stream had a leader again
+    caught_up_at: float | None = None  # the leader reports the node current, no lag, again
+    leader_after: str | None = None  # the stream's leader once the node had caught up
+
+
+@dataclass
 class Run:
     opts: argparse.Namespace
     up: Up
     fake: FakeGraph
     inboxes: Inboxes
     http: aiohttp.ClientSession
-    ingress_url: str
+    edges: list[str]  # the ingress processes' URLs (one per VAKSIN_REPLICAS)
     secret: str
     rng: random.Random
     journeys: list[Journey] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
+    node_loss: NodeLoss | None = None
+    replica_kills: dict[str, str] = field(default_factory=dict)  # service -> process killed
+    posts: itertools.count[int] = field(default_factory=itertools.count)
     t0: float = 0.0
     faults_over: float | None = None  # when the fault window (and rolling restart) ended
     last_fault: float | None = None
@@ -552,7 +653,8 @@ class Run:
 
     async def post_until_accepted(self, body: bytes) -> bool:
         """Post a signed webhook again and again (backoff 0.1 s doubling to 2 s) until it is
-        answered 200, as Meta does; False if the deadline came first."""
+        answered 200, as Meta does; False if the deadline came first. With several ingress
+        processes each attempt goes to the next one, as a load balancer in front of them would."""
         headers = {
             "Content-Type": "application/json",
             "X-Hub-Signature-256": sign(body, self.secret),
@@ -560,9 +662,8 @@ class Run:
         delay = 0.1
         while True:
             try:
-                async with self.http.post(
-                    f"{self.ingress_url}/webhook", data=body, headers=headers
-                ) as resp:
+                edge = self.edges[next(self.posts) % len(self.edges)]
+                async with self.http.post(f"{edge}/webhook", data=body, headers=headers) as resp:
                     await resp.read()
                     outcome = str(resp.status)
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
@@ -668,15 +769,32 @@ class Run:
         if not opts.no_infra:
             pending.append((start + opts.fault_seconds * self.rng.uniform(0.2, 0.4), "nats"))
             pending.append((start + opts.fault_seconds * self.rng.uniform(0.55, 0.75), "postgres"))
+        if opts.node_loss:
+            pending.append((start + opts.fault_seconds * self.rng.uniform(0.2, 0.35), "node"))
+            # One process of each service, in a random order, spread over the window.
+            order = list(SERVICE_NAMES)
+            self.rng.shuffle(order)
+            for i, service in enumerate(order):
+                share = (i + self.rng.uniform(0.2, 0.8)) / len(order)
+                pending.append((start + opts.fault_seconds * share, f"replica:{service}"))
+        node_lost: asyncio.Task[None] | None = None
         for moment, what in sorted(pending):
             await asyncio.sleep(max(0.0, moment - time.monotonic()))
             if what == "service":
-                running = [n for n in SERVICE_NAMES if alive(self.up.pids().get(n))]
+                running = [n for n in self.up.service_processes() if alive(self.up.pids().get(n))]
                 if running:
                     self._signal(self.rng.choice(running), signal.SIGKILL)
+            elif what == "node":
+                node_lost = asyncio.create_task(self.lose_node())
+            elif what.startswith("replica:"):
+                self.kill_replica(what.partition(":")[2])
+            elif what == "nats" and len(nodes := self.up.nats_nodes()) > 1:
+                self._signal(self.rng.choice(nodes), signal.SIGKILL)  # any node of a cluster
             else:
                 self._signal(what, signal.SIGKILL)
         await asyncio.sleep(max(0.0, end - time.monotonic()))
+        if node_lost is not None:
+            await node_lost
         if not opts.no_rolling:
             await self.rolling_restart()
         self.faults_over = time.monotonic()
@@ -685,7 +803,7 @@ class Run:
     async def rolling_restart(self, limit: float = 90) -> None:
         """SIGTERM each service in turn; the next only once the supervisor has it back, ready."""
         say(f"{self.at(time.monotonic())}  rolling restart")
-        for name in SERVICE_NAMES:
+        for name in self.up.service_processes():
             deadline = time.monotonic() + limit
             while time.monotonic() < deadline:  # it may still be coming back from a SIGKILL
                 if await self.ready(name):
@@ -711,13 +829,85 @@ class Run:
             return False
         assert pid is not None
         env = environ(pid)
-        port = env.get("INGRESS_PORT") if name == "ingress" else env.get("HEALTH_PORT")
-        if not port:
-            return False
+        edge = name.partition("-")[0] == "ingress"  # `ingress`, `ingress-2`, ...
+        port = env.get("INGRESS_PORT") if edge else env.get("HEALTH_PORT")
+        return bool(port) and await self.answers(f"http://127.0.0.1:{port}/readyz")
+
+    def kill_replica(self, service: str) -> None:
+        """SIGKILL one running process of the service, picked at random."""
+        running = [
+            name
+            for name in self.up.service_processes()
+            if name.partition("-")[0] == service and alive(self.up.pids().get(name))
+        ]
+        if running and self._signal(name := self.rng.choice(running), signal.SIGKILL):
+            self.replica_kills[service] = name
+
+    async def lose_node(self) -> None:
+        """SIGKILL the nats node that leads LEADER_OF (asked of the cluster's JetStream API), keep
+        it down for --node-down-seconds (SIGKILLed again whenever the supervisor brings it back
+        sooner), then let it come back; meanwhile note who leads the stream next and when, and
+        when the node is a current replica again."""
+        cluster, loss = cluster_of(self.up), NodeLoss()
+        self.node_loss = loss
+        loss.node = await cluster.stream_leader(LEADER_OF, within=30)
+        fault = self._signal(loss.node, signal.SIGKILL)
+        if fault is None:
+            say(f"  {loss.node} not running: no node lost")
+            return
+        loss.killed_at, loss.kills, killed = fault.at, 1, {fault.pid}
+        say(f"  {loss.node} led {LEADER_OF}")
+        election = asyncio.create_task(self.next_leader(cluster, loss))
+        until = fault.at + self.opts.node_down_seconds
+        while time.monotonic() < until:
+            pid = self.up.pids().get(loss.node)
+            if alive(pid) and pid not in killed and self._signal(loss.node, signal.SIGKILL):
+                loss.kills += 1
+                killed.add(pid)
+            await asyncio.sleep(0.05)
+        node, limit = cluster.node(loss.node), time.monotonic() + 90
+        while time.monotonic() < limit:
+            if node.running() and await self.answers(f"{node.monitor_url}/healthz"):
+                loss.back_at = time.monotonic()
+                say(f"{self.at(loss.back_at)}  {loss.node} back (pid {node.pid})")
+                break
+            await asyncio.sleep(0.1)
+        await election
+        while loss.back_at is not None and time.monotonic() < limit:
+            with contextlib.suppress(Exception):  # an answer lost to a leader change: ask again
+                info = await cluster.stream_info(LEADER_OF)
+                placement = info.get("cluster") or {}
+                replicas = {r["name"]: r for r in placement.get("replicas") or []}
+                replica = replicas.get(loss.node) or {}
+                if replica.get("current") and not replica.get("lag"):
+                    loss.caught_up_at, loss.leader_after = time.monotonic(), placement.get("leader")
+                    say(
+                        f"{self.at(loss.caught_up_at)}  {loss.node} a current replica of "
+                        f"{LEADER_OF} again; leader {loss.leader_after}"
+                    )
+                    break
+            await asyncio.sleep(0.2)
+
+    async def next_leader(self, cluster: EmbeddedNatsCluster, loss: NodeLoss) -> None:
+        """Until another node than the one killed leads the stream (90 s at most)."""
+        limit = time.monotonic() + 90
+        while time.monotonic() < limit:
+            with contextlib.suppress(Exception):  # no node to ask for a moment
+                leader = await cluster.stream_leader(LEADER_OF, within=limit - time.monotonic())
+                if leader != loss.node:
+                    loss.new_leader, loss.led_at = leader, time.monotonic()
+                    assert loss.killed_at is not None
+                    say(
+                        f"{self.at(loss.led_at)}  {LEADER_OF} led by {leader} after "
+                        f"{loss.led_at - loss.killed_at:.1f} s without a leader"
+                    )
+                    return
+            await asyncio.sleep(0.1)
+
+    async def answers(self, url: str) -> bool:
+        """A GET of the URL is answered 200 within 2 s."""
         try:
-            async with self.http.get(
-                f"http://127.0.0.1:{port}/readyz", timeout=aiohttp.ClientTimeout(total=2)
-            ) as resp:
+            async with self.http.get(url, timeout=aiohttp.ClientTimeout(total=2)) as resp:
                 return resp.status == 200
         except (aiohttp.ClientError, OSError, TimeoutError):
             return False
@@ -877,7 +1067,7 @@ async def database_findings(database_url: str, stuck: list[Journey]) -> dict[str
 async def jetstream_state(nats_url: str) -> tuple[dict[str, tuple[int, int]], dict[str, int]]:
     """Consumers with messages not yet delivered or not yet acknowledged (pending, unacked), and
     the messages kept in dead-letter streams."""
-    nc = await nats.connect(nats_url, connect_timeout=3, max_reconnect_attempts=0)
+    nc = await nats.connect(nats_servers(nats_url), connect_timeout=3, max_reconnect_attempts=0)
     try:
         js = nc.jsm()
         backlog: dict[str, tuple[int, int]] = {}
@@ -955,6 +1145,27 @@ def gave_up(run: Run, journey: Journey) -> bool:
     )
 
 
+def node_loss_figures(run: Run) -> dict[str, Any] | None:
+    """--node-loss: the node killed, for how long, and the stream's leaders (seconds, rounded)."""
+    loss = run.node_loss
+    if loss is None or loss.killed_at is None:
+        return None
+
+    def since(start: float | None, end: float | None) -> float | None:
+        return None if start is None or end is None else round(end - start, 1)
+
+    return {
+        "node": loss.node,
+        "killed_at": run.at(loss.killed_at),
+        "kills": loss.kills,
+        "down_s": since(loss.killed_at, loss.back_at),
+        "new_leader": loss.new_leader,
+        "leaderless_s": since(loss.killed_at, loss.led_at),
+        "caught_up_after_back_s": since(loss.back_at, loss.caught_up_at),
+        "leader_after": loss.leader_after,
+    }
+
+
 async def verdict(run: Run) -> dict[str, Any]:
     opts, journeys = run.opts, run.journeys
     run.inboxes.collect()
@@ -1009,6 +1220,7 @@ async def verdict(run: Run) -> dict[str, Any]:
     waits = [wait for wait, _, _ in slowest]
     target = not stuck and not duplicate_effects and "error" not in db
     kills = Counter(f.target for f in run.faults if f.kind == "SIGKILL")
+    infra = sorted(k for k in kills if k == "postgres" or k.partition("-")[0] == "nats")
     partitions = Settings().dialog_partitions
 
     def partition(j: Journey) -> str:
@@ -1021,6 +1233,16 @@ async def verdict(run: Run) -> dict[str, Any]:
         f"{sum(1 for f in run.faults if f.kind == 'SIGTERM')} SIGTERM (rolling restart); "
         f"last fault at {run.at(run.last_fault)}"
     )
+    loss = node_loss_figures(run)
+    if loss:
+        say(
+            f"node loss: {loss['node']} (leader of {LEADER_OF}) SIGKILLed at "
+            f"{loss['killed_at']} ({loss['kills']} time(s)), back after {loss['down_s']} s; "
+            f"{LEADER_OF} led by {loss['new_leader']} after {loss['leaderless_s']} s without a "
+            f"leader; {loss['node']} current again {loss['caught_up_after_back_s']} s after its "
+            f"return (leader then {loss['leader_after']}); one process of each service "
+            f"SIGKILLed: {sorted(run.replica_kills.values())}"
+        )
     say(f"journeys completed: {len(done)}/{len(journeys)}")
     say(
         f"late: {len(late)} (what they waited for came after the deadline); answered 'busy, "
@@ -1123,8 +1345,8 @@ async def verdict(run: Run) -> dict[str, Any]:
         else round(longest_after, 1),
         "longest_turn_wait_s": round(max(waits, default=0.0), 1),
         "stalled_turns": sum(1 for w in waits if w > opts.stall),
-        "service_kills": sum(kills.values()),
-        "infra_kills": sorted(k for k in kills if k in ("nats", "postgres")),
+        "service_kills": sum(n for k, n in kills.items() if k not in infra),
+        "infra_kills": infra,
         "rolling_restart": [
             [f.target, None if f.back_after is None else round(f.back_after, 1)]
             for f in run.faults
@@ -1136,6 +1358,10 @@ async def verdict(run: Run) -> dict[str, Any]:
         "harness_cpu_s": round(sum(resource.getrusage(resource.RUSAGE_SELF)[:2]), 1),
         "stuck": stuck_report,
         "seed": opts.seed,
+        "nats_nodes": opts.nats_nodes,
+        "replicas": opts.replicas,
+        "node_loss": loss,
+        "replica_kills": dict(run.replica_kills),
         "fault_seconds": opts.fault_seconds,
         "settle_s": opts.settle,
     }
@@ -1165,7 +1391,8 @@ async def chaos(opts: argparse.Namespace, up: Up) -> dict[str, Any]:
         connector = aiohttp.TCPConnector(limit=200)
         async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
             inboxes = Inboxes(fake)
-            run = Run(opts, up, fake, inboxes, http, ingress_url, secret, rng)
+            edges = list(up.runtime().get("ingress_urls") or [ingress_url])
+            run = Run(opts, up, fake, inboxes, http, edges, secret, rng)
             spacing = opts.ramp / opts.journeys
             run.journeys = [Journey(i + 1, w, i * spacing) for i, w in enumerate(workers)]
             run.t0 = time.monotonic()
@@ -1195,6 +1422,8 @@ def execute(opts: argparse.Namespace) -> dict[str, Any]:
         "WHATSAPP_APP_SECRET": secrets.token_urlsafe(32),
         "WHATSAPP_ACCESS_TOKEN": ACCESS_TOKEN,
         "WHATSAPP_MPS": f"{opts.mps:g}",
+        "VAKSIN_NATS_NODES": str(opts.nats_nodes),
+        "VAKSIN_REPLICAS": str(opts.replicas),
     }
     up = Up(data_dir, env)
     try:
