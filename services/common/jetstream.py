@@ -16,14 +16,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ParamSpec, TypeVar
 
 import nats.errors
 import nats.js.errors
+import structlog
 from faststream.nats import JStream
 from nats.js import JetStreamContext
 from prometheus_client import Counter
+
+from services.common.contracts.streams import STREAMS
+
+log = structlog.get_logger(__name__)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -102,15 +107,33 @@ async def _again(
 STREAM_NAME_IN_USE = 10058
 
 
-async def declare_stream(js: JetStreamContext, stream: JStream) -> None:
-    """Create the stream, or update it to its definition: its replica count too, so an R1 stream
-    is scaled up in place. Subjects it has beyond ours are kept, as FastStream's broker keeps
-    them (each service declares the same stream; neither takes the other's subjects away)."""
+async def declare_stream(js: JetStreamContext, stream: JStream, replicas: int) -> None:
+    """Create the stream with `replicas` copies, or update it to its definition. An R1 stream is
+    scaled up in place; one with more copies than `replicas` keeps them: scaling a stream down
+    is an operator's decision, never the side effect of one process started without
+    NATS_STREAM_REPLICAS (a CLI on a laptop, a pod with an old ConfigMap). Subjects it has beyond
+    ours are kept, as FastStream's broker keeps them (each service declares the same stream;
+    neither takes the other's subjects away)."""
+    config = replace(stream.config, num_replicas=replicas)
     try:
-        await js.add_stream(config=stream.config, subjects=list(stream.subjects))
+        await js.add_stream(config=config, subjects=list(stream.subjects))
     except nats.js.errors.BadRequestError as exc:
         if exc.err_code != STREAM_NAME_IN_USE:
             raise
-        current = await js.stream_info(stream.name)
-        subjects = list(dict.fromkeys([*stream.subjects, *(current.config.subjects or ())]))
-        await js.update_stream(config=stream.config, subjects=subjects)
+        current = (await js.stream_info(stream.name)).config
+        subjects = list(dict.fromkeys([*stream.subjects, *(current.subjects or ())]))
+        kept = max(replicas, current.num_replicas or 1)
+        if kept > replicas:
+            log.warning(
+                "stream keeps its replicas", stream=stream.name, replicas=kept, asked=replicas
+            )
+        await js.update_stream(config=replace(config, num_replicas=kept), subjects=subjects)
+
+
+async def declare_streams(js: JetStreamContext, replicas: int) -> None:
+    """Every stream of `contracts/streams.py`, declared as above: what every service does before
+    its broker starts (`service.Broker`), so that services may start in any order and FastStream
+    itself declares none of them."""
+    for stream in STREAMS:
+        await declare_stream(js, stream, replicas)
+        stream.declare = False

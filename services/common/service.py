@@ -17,12 +17,12 @@ from faststream.nats import NatsBroker, NatsRouter
 
 from services.common import tracing
 from services.common.consumers import Redelivery
-from services.common.contracts import streams
 from services.common.contracts.deadletters import DeadMessage
 from services.common.contracts.streams import DEAD_LETTERS
 from services.common.contracts.subjects import DEADLETTER_CONSUMER
 from services.common.db import create_pool
 from services.common.health import ReadyCheck, add_health_routes, http_ready_check
+from services.common.jetstream import declare_streams
 from services.common.outbox import OutboxRelay
 from services.common.settings import Settings
 from services.common.watch import Watcher
@@ -32,13 +32,26 @@ log = structlog.get_logger(__name__)
 Hook = Callable[["ServiceHost"], Awaitable[None]]
 
 
+class Broker(NatsBroker):
+    """FastStream's NATS broker, declaring every stream itself before it starts
+    (`jetstream.declare_streams`: NATS_STREAM_REPLICAS copies, never fewer than a stream has)."""
+
+    def __init__(self, *args: Any, stream_replicas: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stream_replicas = stream_replicas
+
+    async def start(self) -> None:
+        connection = await self.connect()
+        await declare_streams(connection.jetstream(), self.stream_replicas)
+        await super().start()
+
+
 def make_broker(settings: Settings, name: str, *routers: NatsRouter) -> NatsBroker:
     """The process's broker. Its routers come from `consumers.router()`: the ack policy and the
-    redelivery set here reach only subscribers declared on the broker itself. The streams it
-    declares when it starts are created or updated with NATS_STREAM_REPLICAS copies."""
-    streams.replicate(settings.stream_replicas)
-    broker = NatsBroker(
+    redelivery set here reach only subscribers declared on the broker itself."""
+    broker = Broker(
         settings.nats_servers,
+        stream_replicas=settings.stream_replicas,
         name=f"vaksin-{name}",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         middlewares=broker_middlewares(name),

@@ -94,9 +94,9 @@ from services.common.contracts.notifier import (
     SendMessage,
 )
 from services.common.contracts.streams import DEAD_LETTERS as DEAD_LETTER_STREAM
-from services.common.contracts.streams import NOTIFIER, NOTIFIER_DLQ, replicate
+from services.common.contracts.streams import NOTIFIER, NOTIFIER_DLQ
 from services.common.contracts.subjects import NOTIFIER_CMD_SEND, NOTIFIER_DLQ_SEND
-from services.common.jetstream import declare_stream, publish_durably
+from services.common.jetstream import declare_streams, publish_durably
 from services.common.outbox import OutboxRelay
 from services.common.settings import Settings
 from services.notifier import repository as repo
@@ -410,12 +410,8 @@ class SendEngine:
 
     async def _declare(self) -> None:
         """Streams and partition consumers, created or updated to their definitions (services
-        start in any order; FastStream declares the same streams from the same objects)."""
-        replicate(self.settings.stream_replicas)
-        streams = {s.name: s for s in (NOTIFIER, NOTIFIER_DLQ, DEAD_LETTER_STREAM)}
-        streams.update({stream.name: stream for stream, _, _ in self._batch_consumers})
-        for stream in streams.values():
-            await declare_stream(self._js, stream)
+        start in any order; every broker declares the same streams the same way)."""
+        await declare_streams(self._js, self.settings.stream_replicas)
         for partition in range(self.settings.notifier_partitions):
             await self._js.add_consumer(NOTIFIER.name, config=send_consumer_config(partition))
         for stream, config, _ in self._batch_consumers:

@@ -20,7 +20,7 @@ from nats.js.api import ConsumerConfig, StreamConfig
 from services.common import consumers
 from services.common.consumers import durable_subscriber
 from services.common.contracts import streams
-from services.common.contracts.streams import DEAD_LETTERS, SCREENING
+from services.common.contracts.streams import DEAD_LETTERS, SCREENING, WA_INBOUND
 from services.common.embedded import EmbeddedNatsCluster
 from services.common.jetstream import PUBLISH_RETRIES, declare_stream, publish_durably
 from services.common.service import make_broker
@@ -122,7 +122,7 @@ async def test_an_r1_stream_is_scaled_up_in_place_by_either_declarer(
     await broker.start()
     await broker.stop()
     # ... and nats-py's declarer (the notifier's engine) SCREENING.
-    await declare_stream(js, SCREENING)
+    await declare_stream(js, SCREENING, 3)
 
     for stream in (SCREENING.name, DEAD_LETTERS.name):
 
@@ -244,3 +244,20 @@ def _grown(published: list[str], size: int) -> Any:
         return len(published) >= size
 
     return check
+
+
+async def test_a_process_without_the_setting_never_scales_a_stream_down(
+    cluster: EmbeddedNatsCluster,
+) -> None:
+    """A broker started with NATS_STREAM_REPLICAS unset (one copy: a CLI on a laptop, a pod with
+    an old ConfigMap) leaves the production cluster's three copies as they are."""
+    broker = make_broker(_cluster_settings(cluster, nats_stream_replicas=3), "cluster-test")
+    await broker.start()
+    await broker.stop()
+    assert (await cluster.stream_info(WA_INBOUND.name))["config"]["num_replicas"] == 3
+
+    broker = make_broker(_cluster_settings(cluster, nats_stream_replicas=1), "cluster-test")
+    await broker.start()
+    await broker.stop()
+    for stream in streams.STREAMS:
+        assert (await cluster.stream_info(stream.name))["config"]["num_replicas"] == 3, stream.name

@@ -5,8 +5,8 @@ in any order and no two definitions ever fight over a stream's configuration.
 A stream never covers an `*.rpc.*` subject: it would answer the request with its publish ack.
 
 How many copies of each stream a cluster keeps is a deployment's choice (NATS_STREAM_REPLICAS),
-applied to every definition here by `replicate()` when a broker or the notifier's engine is made;
-their consumers follow the stream's replica count (JetStream's default, which we never override)."""
+applied when a stream is declared (`services/common/jetstream.py`); their consumers follow the
+stream's replica count (JetStream's default, which we never override)."""
 
 from __future__ import annotations
 
@@ -42,10 +42,3 @@ STREAMS = (
     WA_INBOUND, NOTIFIER, NOTIFIER_DLQ, SCREENING, SCHEDULER, TICKETING, IDENTITY, DEAD_LETTERS,
     CHANNELS,
 )  # fmt: skip
-
-
-def replicate(replicas: int) -> None:
-    """Every stream kept in `replicas` copies: what each declaration creates it with, or updates
-    an existing one to (an R1 stream is scaled up in place on a cluster)."""
-    for stream in STREAMS:
-        stream.config.num_replicas = replicas
