@@ -5,13 +5,10 @@ login; every change is in the console's audit log with who ran the command."""
 from __future__ import annotations
 
 import argparse
-import getpass
 import sys
 from typing import TextIO
 
-import asyncpg
-
-from services.common.db import create_pool
+from services.common.cli import cli_pool, cli_user
 from services.common.settings import Settings
 from services.console import accounts
 from services.console import repository as repo
@@ -33,13 +30,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         one.add_argument("name")
 
 
-def _by() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
-
-
 async def run_operator(
     settings: Settings,
     args: argparse.Namespace,
@@ -47,16 +37,14 @@ async def run_operator(
     err: TextIO = sys.stderr,
     passwords: Passwords | None = None,
 ) -> int:
-    try:
-        pool = await create_pool(settings.database_url or "", min_size=1, max_size=1)
-    except (OSError, asyncpg.PostgresError) as e:
-        print(f"cannot connect to the database: {e}", file=err)
+    pool = await cli_pool(settings, err)
+    if pool is None:
         return 1
     try:
         if args.action == "add":
             try:
                 new = await accounts.add(
-                    pool, passwords or Passwords(), args.name, args.role, _by()
+                    pool, passwords or Passwords(), args.name, args.role, cli_user()
                 )
             except accounts.AccountError as e:
                 print(e, file=err)
@@ -84,7 +72,7 @@ async def run_operator(
             if not await repo.set_disabled(conn, args.name, disable):
                 print(f"no account {args.name}", file=err)
                 return 1
-            await repo.audit(conn, account=_by(), role=None, action=f"account.{args.action}",
+            await repo.audit(conn, account=cli_user(), role=None, action=f"account.{args.action}",
                              target=args.name, outcome="ok")  # fmt: skip
             print(f"account {args.name} {args.action}d", file=out)
             return 0

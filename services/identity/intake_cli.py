@@ -15,8 +15,8 @@ from typing import TextIO
 
 import asyncpg
 
+from services.common.cli import cli_pool
 from services.common.contracts.operations import IntakeItem
-from services.common.db import create_pool
 from services.common.settings import Settings
 from services.identity import intake
 
@@ -34,10 +34,8 @@ async def _with_pool(
     settings: Settings, err: TextIO, work: Callable[[asyncpg.Pool], Awaitable[int]]
 ) -> int:
     """`work(pool)`, or exit code 1 with the reason on stderr."""
-    try:
-        pool = await create_pool(settings.database_url or "", min_size=1, max_size=1)
-    except (OSError, asyncpg.PostgresError) as e:
-        print(f"cannot connect to the database: {e}", file=err)
+    pool = await cli_pool(settings, err)
+    if pool is None:
         return 1
     try:
         return await work(pool)

@@ -19,8 +19,8 @@ from typing import TextIO
 
 import asyncpg
 
+from services.common.cli import cli_pool
 from services.common.csvfile import read_csv_text
-from services.common.db import create_pool
 from services.common.settings import Settings
 from services.scheduler import domain, imports, jobs
 from services.scheduler import repository as repo
@@ -34,14 +34,6 @@ def _refuse(path: Path, errors: list[domain.RowError], err: TextIO) -> int:
     bad_lines = len({p.line for p in errors})
     print(f"{path}: {bad_lines} bad row(s); nothing imported", file=err)
     return 1
-
-
-async def _connect(settings: Settings, err: TextIO) -> asyncpg.Pool | None:
-    try:
-        return await create_pool(settings.database_url or "", min_size=1, max_size=2)
-    except (OSError, asyncpg.PostgresError) as e:
-        print(f"cannot connect to the database: {e}", file=err)
-        return None
 
 
 def _progress(err: TextIO) -> Callable[[int], None]:
@@ -66,7 +58,7 @@ async def import_facilities_file(
     )
     if errors:
         return _refuse(path, errors, err)
-    pool = await _connect(settings, err)
+    pool = await cli_pool(settings, err, max_size=2)
     if pool is None:
         return 1
     try:
@@ -100,7 +92,7 @@ async def import_sessions_file(
     )
     if errors:
         return _refuse(path, errors, err)
-    pool = await _connect(settings, err)
+    pool = await cli_pool(settings, err, max_size=2)
     if pool is None:
         return 1
     try:
@@ -136,7 +128,7 @@ async def cancel_session(
     """Cancel a session: its bookings are cancelled, the people told and moved to a new session
     of the same facility (see jobs.cancel_session)."""
     out, err = out or sys.stdout, err or sys.stderr
-    pool = await _connect(settings, err)
+    pool = await cli_pool(settings, err, max_size=2)
     if pool is None:
         return 1
     try:

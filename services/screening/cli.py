@@ -10,10 +10,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import TextIO
 
-import asyncpg
-
+from services.common.cli import cli_pool
 from services.common.clock import jakarta_today as today_in_indonesia
-from services.common.db import create_pool
 from services.common.settings import Settings
 from services.screening import domain, repository, rules
 from services.screening.store import ensure_shipped
@@ -44,14 +42,6 @@ def _period(entry: domain.Entry, ends: date | None) -> str:
     return f"from {entry.effective_from.isoformat()} to {last.isoformat()}"
 
 
-async def _connect(settings: Settings, err: TextIO) -> asyncpg.Pool | None:
-    try:
-        return await create_pool(settings.database_url or "", min_size=1, max_size=1)
-    except (OSError, asyncpg.PostgresError) as e:
-        print(f"cannot connect to the database: {e}", file=err)
-        return None
-
-
 async def load_rule_set_file(
     settings: Settings,
     path: Path,
@@ -69,7 +59,7 @@ async def load_rule_set_file(
         reason = f"{path}: {e}" if isinstance(e, rules.RuleSetError) else str(e)
         print(f"{reason}\nrule set refused; nothing loaded", file=err)
         return 1
-    pool = await _connect(settings, err)
+    pool = await cli_pool(settings, err)
     if pool is None:
         return 1
     try:
@@ -123,7 +113,7 @@ async def list_rule_sets(
     """Every rule set with the dates it governs; `*` marks the one in force today."""
     out, err = out or sys.stdout, err or sys.stderr
     today = today or today_in_indonesia()
-    pool = await _connect(settings, err)
+    pool = await cli_pool(settings, err)
     if pool is None:
         return 1
     try:

@@ -10,16 +10,13 @@ EXIT_CODES below; 1 for a failure to run at all (no database, bad measurement).
 from __future__ import annotations
 
 import argparse
-import getpass
 import sys
 from datetime import UTC, datetime
 from typing import TextIO
 
-import asyncpg
-
+from services.common.cli import cli_pool, cli_user
 from services.common.clock import WIB
 from services.common.contracts.ticketing import TicketCheck, TicketStatus
-from services.common.db import create_pool
 from services.common.settings import Settings
 from services.ticketing import domain, tickets
 from services.ticketing.token import InvalidSigningKey, load_signing_key
@@ -102,10 +99,8 @@ async def run_ticket(
         print(e, file=err)
         return 1
     token = _read_token(args.token, stdin)
-    try:
-        pool = await create_pool(settings.database_url or "", min_size=1, max_size=1)
-    except (OSError, asyncpg.PostgresError) as e:
-        print(f"cannot connect to the database: {e}", file=err)
+    pool = await cli_pool(settings, err)
+    if pool is None:
         return 1
     now = datetime.now(UTC)
     try:
@@ -114,7 +109,7 @@ async def run_ticket(
                 pool,
                 token,
                 key,
-                by=args.by or _user(),
+                by=args.by or cli_user(CHANNEL),
                 via=CHANNEL,
                 measured=measured,
                 dose_given=args.dose_given,
@@ -126,10 +121,3 @@ async def run_ticket(
         await pool.close()
     print(check.model_dump_json(indent=2) if args.json else render(check), file=out)
     return EXIT_CODES[check.status]
-
-
-def _user() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return CHANNEL

@@ -11,7 +11,6 @@ Exit codes: 0 done, 1 refused or could not run (unknown facility or desk, no dat
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import os
 import sys
@@ -20,14 +19,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-import asyncpg
 import nats
 from nats.errors import Error as NatsError
 
+from services.common.cli import cli_pool, cli_user
 from services.common.clock import WIB
 from services.common.contracts.scheduler import Facility, FacilityReply, FacilityRequest
 from services.common.contracts.subjects import SCHEDULER_RPC_FACILITY
-from services.common.db import create_pool
 from services.common.settings import Settings
 from services.ticketing import desks, domain, qr
 
@@ -104,12 +102,7 @@ def terminal_qr(text: str, ansi: bool) -> str:
 
 
 def _user(given: str) -> str:
-    if given:
-        return given[:100]
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
+    return given[:100] if given else cli_user()
 
 
 def _at(when: datetime | None) -> str:
@@ -148,10 +141,8 @@ async def run_desk(
         if facility is None:
             print(f"no facility {args.facility!r}: see `vaksin facilities import`", file=err)
             return 1
-    try:
-        pool = await create_pool(settings.database_url or "", min_size=1, max_size=1)
-    except (OSError, asyncpg.PostgresError) as e:
-        print(f"cannot connect to the database: {e}", file=err)
+    pool = await cli_pool(settings, err)
+    if pool is None:
         return 1
     try:
         if args.action == "add":
