@@ -120,18 +120,15 @@ async def on_sms_send(cmd: ChannelSend, pool: Pool, wake: SenderWake) -> None:
 
 
 def _partitioned(router: NatsRouter, channel: str, partitions: int, handler: Any) -> None:
-    for partition in range(partitions):
-        consumers.durable_subscriber(
-            router,
-            CHANNEL_CMD_SEND.format(channel=channel, partition=partition),
-            stream=CHANNELS,
-            durable=f"channels-{channel}-p{partition}",
-            max_deliver=MAX_DELIVER,
-            ack_wait=10,
-            batch_size=1,
-            max_ack_pending=1,
-            title=f"channels-{channel}-p{partition}",
-        )(handler)
+    consumers.partition_subscribers(
+        router,
+        CHANNEL_CMD_SEND.replace("{channel}", channel),
+        stream=CHANNELS,
+        durable=f"channels-{channel}-p{{partition}}",
+        partitions=partitions,
+        max_deliver=MAX_DELIVER,
+        handler=handler,
+    )
 
 
 def ussd_router(partitions: int) -> NatsRouter:

@@ -126,6 +126,37 @@ def durable_subscriber(
     )
 
 
+def partition_subscribers(
+    router: NatsRouter,
+    subject: str,
+    *,
+    stream: JStream,
+    durable: str,
+    partitions: int,
+    max_deliver: int,
+    handler: Callable[..., Any],
+    title: str | None = None,
+) -> None:
+    """One durable per partition (`subject` and `durable` formatted with `partition`), each taking
+    one message at a time across every replica (`max_ack_pending=1`): a user's messages, which
+    always go to the same partition, are handled in order while partitions run in parallel. A
+    short `ack_wait`: a message lost with its process (or its ack with nats-server) holds up its
+    partition until then, and a slow handler keeps its message by saying it is working. `title`
+    (also formatted) names them in the AsyncAPI document; the durable's name by default."""
+    for partition in range(partitions):
+        durable_subscriber(
+            router,
+            subject.format(partition=partition),
+            stream=stream,
+            durable=durable.format(partition=partition),
+            max_deliver=max_deliver,
+            ack_wait=10,
+            batch_size=1,
+            max_ack_pending=1,
+            title=(title or durable).format(partition=partition),
+        )(handler)
+
+
 def _is_jetstream(raw: object) -> bool:
     return isinstance(raw, Msg) and bool(raw.reply) and raw.reply.startswith("$JS.ACK.")
 

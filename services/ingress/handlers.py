@@ -276,18 +276,14 @@ def build_router(settings: Settings) -> NatsRouter:
         count=repo.stats,
         tables=figures.tables,
     )
-    for partition in range(settings.dialog_partitions):
-        consumers.durable_subscriber(
-            router,
-            WA_INBOUND_MESSAGE.format(partition=partition),
-            stream=WA_INBOUND,
-            durable=f"ingress-dialog-p{partition}",
-            max_deliver=MAX_DELIVER,
-            # Short: a turn lost with its process (or its ack with nats-server) holds up its
-            # partition until then; a slow turn keeps its message by saying it is working.
-            ack_wait=10,
-            batch_size=1,
-            max_ack_pending=1,
-            title=f"dialog-p{partition}",
-        )(on_inbound_message)
+    consumers.partition_subscribers(
+        router,
+        WA_INBOUND_MESSAGE,
+        stream=WA_INBOUND,
+        durable="ingress-dialog-p{partition}",
+        partitions=settings.dialog_partitions,
+        max_deliver=MAX_DELIVER,
+        handler=on_inbound_message,
+        title="dialog-p{partition}",
+    )
     return router
