@@ -37,10 +37,8 @@ from services.channels import repository as repo
 from services.channels.catalog import t
 from services.channels.settings import ChannelSettings
 from services.common.clock import WIB
-from services.common.contracts.streams import WA_INBOUND
-from services.common.contracts.subjects import inbound_message_subject
 from services.common.contracts.whatsapp import InboundMessage
-from services.common.jetstream import publish_durably
+from services.common.jetstream import publish_inbound
 from services.common.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -112,13 +110,8 @@ class SmsEdge:
             channel="sms",
         )
         try:
-            await publish_durably(
-                self.broker.publish,
-                message,
-                inbound_message_subject(number, self.settings.dialog_partitions),
-                stream=WA_INBOUND.name,
-                headers={"Nats-Msg-Id": message.wamid},
-                timeout=2.0,
+            await publish_inbound(
+                self.broker, message, self.settings.dialog_partitions, ack_timeout=2.0
             )
         except Exception as exc:  # not stored: no ACK, so Jasmin delivers it again later
             log.warning("could not publish an inbound SMS", error=type(exc).__name__)

@@ -34,10 +34,8 @@ from services.channels.catalog import t
 from services.channels.handlers import Waiters
 from services.channels.render import BACK, NEXT, choose
 from services.channels.settings import ChannelSettings
-from services.common.contracts.streams import WA_INBOUND
-from services.common.contracts.subjects import inbound_message_subject
 from services.common.contracts.whatsapp import InboundMessage
-from services.common.jetstream import publish_durably
+from services.common.jetstream import publish_inbound
 from services.common.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -130,13 +128,8 @@ class UssdEdge:
             channel="ussd",
         )
         try:
-            await publish_durably(
-                self.broker.publish,
-                message,
-                inbound_message_subject(session.number, self.settings.dialog_partitions),
-                stream=WA_INBOUND.name,
-                headers={"Nats-Msg-Id": inbound_id},
-                timeout=2.0,
+            await publish_inbound(
+                self.broker, message, self.settings.dialog_partitions, ack_timeout=2.0
             )
         except Exception as exc:  # NATS unreachable: nothing was taken, the person dials again
             log.warning("could not publish a USSD input", error=type(exc).__name__)

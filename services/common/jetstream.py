@@ -22,11 +22,13 @@ from typing import ParamSpec, TypeVar
 import nats.errors
 import nats.js.errors
 import structlog
-from faststream.nats import JStream
+from faststream.nats import JStream, NatsBroker
 from nats.js import JetStreamContext
 from prometheus_client import Counter
 
-from services.common.contracts.streams import STREAMS
+from services.common.contracts.streams import STREAMS, WA_INBOUND
+from services.common.contracts.subjects import inbound_message_subject
+from services.common.contracts.whatsapp import InboundMessage
 
 log = structlog.get_logger(__name__)
 
@@ -101,6 +103,21 @@ async def _again(
         retry += 1
     PUBLISH_RETRIES.labels("gave_up").inc()
     raise error
+
+
+async def publish_inbound(
+    broker: NatsBroker, message: InboundMessage, partitions: int, ack_timeout: float | None = None
+) -> None:
+    """A user's message, from any channel, into `WA_INBOUND` on its user's dialog partition, with
+    its own id as `Nats-Msg-Id` (a gateway's repeat is dropped), ridden through a leader move."""
+    await publish_durably(
+        broker.publish,
+        message,
+        inbound_message_subject(message.wa_id, partitions),
+        stream=WA_INBOUND.name,
+        headers={"Nats-Msg-Id": message.wamid},
+        timeout=ack_timeout,  # for its PubAck; None: FastStream's 0.5 s
+    )
 
 
 # JetStream's answer to creating a stream that exists with another configuration.

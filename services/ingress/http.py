@@ -35,9 +35,8 @@ from services.common.contracts.streams import DEAD_LETTERS, WA_INBOUND
 from services.common.contracts.subjects import (
     DEADLETTER_WEBHOOK,
     WA_INBOUND_STATUS,
-    inbound_message_subject,
 )
-from services.common.jetstream import publish_durably
+from services.common.jetstream import publish_durably, publish_inbound
 from services.common.settings import Settings
 from services.ingress.metrics import (
     INBOUND_PUBLISHED,
@@ -153,13 +152,7 @@ async def _store(
     publishes: dict[str, Awaitable[object]] = {}
     for i, m in enumerate(notification.messages):
         publishes[f"message#{i}"] = _traced(
-            publish_durably(
-                broker.publish,
-                m,
-                inbound_message_subject(m.wa_id, settings.dialog_partitions),
-                stream=WA_INBOUND.name,
-                headers={"Nats-Msg-Id": m.wamid},
-            ),
+            publish_inbound(broker, m, settings.dialog_partitions),
             "webhook message",
             {"vaksin.wamid": m.wamid, "vaksin.message.type": m.type},
         )

@@ -41,7 +41,13 @@ class FakeBroker:
     stored: list[tuple[str, str, dict[str, str], bytes]] = field(default_factory=list)
 
     async def publish(
-        self, message: BaseModel, subject: str, *, stream: str, headers: dict[str, str]
+        self,
+        message: BaseModel,
+        subject: str,
+        *,
+        stream: str,
+        headers: dict[str, str],
+        timeout: float | None = None,
     ) -> None:
         if self.outage_on(subject):
             raise nats.errors.TimeoutError
