@@ -59,10 +59,16 @@ def minute_rows(
     return rows
 
 
-def pivot(rows: list[asyncpg.Record], key: str, metrics: tuple[str, ...]) -> list[list[str | int]]:
-    """Counter rows (`key`, `metric`, `n`) as one table row per `key`: `[key, n of each metric]`,
-    zero where a metric was not counted."""
-    table: dict[str, dict[str, int]] = {}
+def counter_table(
+    title: str, rows: list[asyncpg.Record], keys: tuple[str, ...], metrics: tuple[str, ...]
+) -> StatsTable:
+    """Counter rows (the `keys` columns, `metric`, `n`) as a table: a row per key, `[*key, n of
+    each metric]`, zero where a metric was not counted."""
+    table: dict[tuple[str, ...], dict[str, int]] = {}
     for r in rows:
-        table.setdefault(str(r[key]), {})[r["metric"]] = int(r["n"])
-    return [[k, *(v.get(m, 0) for m in metrics)] for k, v in table.items()]
+        table.setdefault(tuple(str(r[k]) for k in keys), {})[r["metric"]] = int(r["n"])
+    return StatsTable(
+        title=title,
+        columns=[*keys, *metrics],
+        rows=[[*k, *(v.get(m, 0) for m in metrics)] for k, v in table.items()],
+    )

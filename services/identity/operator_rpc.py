@@ -37,7 +37,7 @@ from services.common.contracts.subjects import (
     IDENTITY_RPC_INTAKE_LIST,
 )
 from services.common.deps import Pool, Relay
-from services.common.stats import pivot
+from services.common.stats import counter_table
 from services.identity import domain, intake, repository
 
 log = structlog.get_logger(__name__, pii_context="identity")
@@ -146,15 +146,12 @@ async def tables(pool: asyncpg.Pool) -> dict[str, StatsTable]:
         pool, jakarta_today() - timedelta(days=FIGURE_DAYS - 1)
     )
     return {
-        "identity_by_day": StatsTable(
-            title="Registry and intake by day",
-            columns=["day", *METRICS],
-            rows=pivot(by_day, "day", METRICS),
-        ),
-        "identity_by_regency": StatsTable(
-            title="Registry and intake by NIK region (province and regency code)",
-            columns=["regency", *METRICS],
-            rows=pivot(by_regency, "regency", METRICS),
+        "identity_by_day": counter_table("Registry and intake by day", by_day, ("day",), METRICS),
+        "identity_by_regency": counter_table(
+            "Registry and intake by NIK region (province and regency code)",
+            by_regency,
+            ("regency",),
+            METRICS,
         ),
     }
 

@@ -38,6 +38,7 @@ from services.common.contracts.subjects import (
     SCHEDULER_RPC_SESSIONS_IMPORT,
 )
 from services.common.deps import AppSettings, Pool, Relay
+from services.common.stats import counter_table
 from services.scheduler import domain, imports, jobs
 from services.scheduler import repository as repo
 
@@ -176,27 +177,11 @@ async def tables(pool: asyncpg.Pool) -> dict[str, StatsTable]:
     seats of open sessions by day."""
     since = jakarta_today() - timedelta(days=FIGURE_DAYS - 1)
     by_day, by_facility, seats = await repo.figures(pool, since)
-    days: dict[str, dict[str, int]] = {}
-    for r in by_day:
-        days.setdefault(r["day"].isoformat(), {})[r["metric"]] = int(r["n"])
-    facilities: dict[tuple[str, str], dict[str, int]] = {}
-    for r in by_facility:
-        facilities.setdefault((r["regency"], r["facility"]), {})[r["metric"]] = int(r["n"])
+    booked = ("booked_dose_1", "booked_dose_2")
     return {
-        "bookings_by_day": StatsTable(
-            title="Bookings made by day",
-            columns=["day", "booked_dose_1", "booked_dose_2"],
-            rows=[
-                [d, v.get("booked_dose_1", 0), v.get("booked_dose_2", 0)] for d, v in days.items()
-            ],
-        ),
-        "bookings_by_facility": StatsTable(
-            title="Bookings made by regency and facility",
-            columns=["regency", "facility", "booked_dose_1", "booked_dose_2"],
-            rows=[
-                [reg, fac, v.get("booked_dose_1", 0), v.get("booked_dose_2", 0)]
-                for (reg, fac), v in facilities.items()
-            ],
+        "bookings_by_day": counter_table("Bookings made by day", by_day, ("day",), booked),
+        "bookings_by_facility": counter_table(
+            "Bookings made by regency and facility", by_facility, ("regency", "facility"), booked
         ),
         "seats_by_day": StatsTable(
             title="Open sessions and their seats by day",

@@ -32,7 +32,7 @@ from services.common.contracts.subjects import (
     TICKETING_RPC_DESKS,
 )
 from services.common.deps import Broker, Pool
-from services.common.stats import pivot
+from services.common.stats import counter_table
 from services.ticketing import desks, domain
 from services.ticketing import repository as repo
 
@@ -121,15 +121,11 @@ async def tables(pool: asyncpg.Pool) -> dict[str, StatsTable]:
     metrics = ("checked_in", "dose_given")
 
     return {
-        "checkins_by_day": StatsTable(
-            title="Check-ins and doses given by day",
-            columns=["day", *metrics],
-            rows=pivot(by_day, "day", metrics),
+        "checkins_by_day": counter_table(
+            "Check-ins and doses given by day", by_day, ("day",), metrics
         ),
-        "checkins_by_facility": StatsTable(
-            title="Check-ins and doses given by facility",
-            columns=["facility", *metrics],
-            rows=pivot(by_facility, "facility", metrics),
+        "checkins_by_facility": counter_table(
+            "Check-ins and doses given by facility", by_facility, ("facility",), metrics
         ),
     }
 
