@@ -53,12 +53,6 @@ def _ussd_body(rng: random.Random) -> bytes:
         "networkCode": "51010",
         "text": rng.choice(["", "1", "1*2", "0", "00", "*" * 50, "1*" * 600, _value(rng)]),
     }
-    for _ in range(rng.randrange(0, 3)):
-        key = rng.choice(list(fields))
-        if rng.random() < 0.5:
-            fields.pop(key)
-        else:
-            fields[key] = _value(rng)
     return _raw(rng, fields)
 
 
@@ -73,16 +67,18 @@ def _sms_body(rng: random.Random) -> bytes:
     }
     if rng.random() < 0.2:
         fields["binary"] = rng.choice(["zz", "00", "d800", "0041" * 3000, _value(rng)])
+    return _raw(rng, fields)
+
+
+def _raw(rng: random.Random, fields: dict[str, Any]) -> bytes:
+    """The fields with up to two of them dropped or garbled, usually form-encoded, sometimes not
+    a form at all."""
     for _ in range(rng.randrange(0, 3)):
         key = rng.choice(list(fields))
         if rng.random() < 0.5:
             fields.pop(key)
         else:
             fields[key] = _value(rng)
-    return _raw(rng, fields)
-
-
-def _raw(rng: random.Random, fields: dict[str, Any]) -> bytes:
     roll = rng.random()
     if roll < 0.85:
         return _encode(fields)
