@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import urllib.parse
 from datetime import UTC, datetime, timedelta
 
@@ -37,7 +36,7 @@ from services.channels import repository as repo
 from services.channels.catalog import t
 from services.channels.settings import ChannelSettings
 from services.common.clock import WIB
-from services.common.contracts.whatsapp import InboundMessage
+from services.common.contracts.channels import adapter_message
 from services.common.jetstream import publish_inbound
 from services.common.settings import Settings
 
@@ -99,16 +98,7 @@ class SmsEdge:
             await repo.set_channel(conn, number, "sms")
             menu = await repo.menu(conn, "sms", number)
         reply_id = render.choose(menu, content)
-        message = InboundMessage(
-            wamid=f"sms:{gateway_id}",
-            wa_id=number,
-            phone_number_id="sms",
-            timestamp=int(time.time()),
-            type="interactive" if reply_id else "text",
-            text=content,
-            reply_id=reply_id,
-            channel="sms",
-        )
+        message = adapter_message("sms", f"sms:{gateway_id}", number, content, reply_id)
         try:
             await publish_inbound(
                 self.broker, message, self.settings.dialog_partitions, ack_timeout=2.0

@@ -34,7 +34,7 @@ from services.channels.catalog import t
 from services.channels.handlers import Waiters
 from services.channels.render import BACK, NEXT, choose
 from services.channels.settings import ChannelSettings
-from services.common.contracts.whatsapp import InboundMessage
+from services.common.contracts.channels import adapter_message
 from services.common.jetstream import publish_inbound
 from services.common.settings import Settings
 
@@ -117,16 +117,7 @@ class UssdEdge:
         self, session: repo.UssdSession, consumed: int, text: str, reply_id: str | None
     ) -> web.Response:
         inbound_id = f"ussd:{session.session_id}:{consumed}"
-        message = InboundMessage(
-            wamid=inbound_id,
-            wa_id=session.number,
-            phone_number_id="ussd",
-            timestamp=int(time.time()),
-            type="interactive" if reply_id else "text",
-            text=text,
-            reply_id=reply_id,
-            channel="ussd",
-        )
+        message = adapter_message("ussd", inbound_id, session.number, text, reply_id)
         try:
             await publish_inbound(
                 self.broker, message, self.settings.dialog_partitions, ack_timeout=2.0

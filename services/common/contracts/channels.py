@@ -15,6 +15,7 @@ turn of that message records it.)
 
 from __future__ import annotations
 
+import time
 from typing import Any, Literal
 
 from faststream.nats import NatsBroker
@@ -66,6 +67,23 @@ class RouteRequest(BaseModel):
 class RouteReply(BaseModel):
     channel: Channel = "whatsapp"
     error: str | None = None
+
+
+def adapter_message(
+    channel: AdapterChannel, message_id: str, number: str, text: str, reply_id: str | None
+) -> InboundMessage:
+    """What an SMS or a USSD input becomes for the dialog: an inbound message like WhatsApp's,
+    a tap when the text picked an option of the menu shown (`reply_id`)."""
+    return InboundMessage(
+        wamid=message_id,
+        wa_id=number,
+        phone_number_id=channel,
+        timestamp=int(time.time()),
+        type="interactive" if reply_id else "text",
+        text=text,
+        reply_id=reply_id,
+        channel=channel,
+    )
 
 
 def channel_subject(channel: str, to: str, partitions: int) -> str:
