@@ -47,7 +47,7 @@ class FakeBroker:
         *,
         stream: str,
         headers: dict[str, str],
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (FastStream publish's own parameter)
     ) -> None:
         if self.outage_on(subject):
             raise nats.errors.TimeoutError
